@@ -1,0 +1,108 @@
+"""The PPO clipped-surrogate objective (Schulman et al., 2017) as a pure function.
+
+Reference: the minibatch update of cleanrl's ``ppo_atari.py`` (names and the 0.5·MSE value loss);
+the named-terms output follows TorchRL's ``ClipPPOLoss``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class PPOLossOutput:
+    """Named loss terms (differentiable) and diagnostics (detached).
+
+    ``loss = policy_loss - ent_coef * entropy + vf_coef * value_loss``.
+    """
+
+    loss: Tensor
+    policy_loss: Tensor
+    value_loss: Tensor
+    entropy: Tensor
+    approx_kl: Tensor
+    clip_fraction: Tensor
+
+
+def normalize_advantages(advantages: Tensor, eps: float = 1e-8) -> Tensor:
+    """Zero-mean, unit-std advantages of one minibatch (unbiased std, as cleanrl and SB3).
+
+    A minibatch of one sample has no spread: it is only centred.
+    """
+    if advantages.numel() < 2:
+        return advantages - advantages.mean()
+    return (advantages - advantages.mean()) / (advantages.std() + eps)
+
+
+def ppo_loss(
+    new_log_probs: Tensor,
+    old_log_probs: Tensor,
+    advantages: Tensor,
+    new_values: Tensor,
+    old_values: Tensor,
+    returns: Tensor,
+    entropy: Tensor,
+    *,
+    clip_coef: float,
+    vf_coef: float,
+    ent_coef: float,
+    norm_adv: bool = True,
+    clip_vloss: bool = False,
+    vf_clip_coef: float | None = None,
+) -> PPOLossOutput:
+    """Clipped PPO loss of one minibatch.
+
+    Args:
+        new_log_probs: ``log π_θ(a|s)`` under the current parameters.
+        old_log_probs: ``log π_old(a|s)`` recorded during collection.
+        advantages: Advantage estimates (normalised here if ``norm_adv``).
+        new_values: ``V_θ(s)`` under the current parameters.
+        old_values: ``V_old(s)`` recorded during collection.
+        returns: Value targets.
+        entropy: Policy entropy per sample.
+        clip_coef: Ratio clip ε: the ratio is clipped to ``[1 - ε, 1 + ε]``.
+        vf_coef: Weight of the value loss. The value loss is ``0.5 · MSE`` (cleanrl); SB3's is
+            the plain MSE, so SB3's ``vf_coef = c`` equals ``vf_coef = 2c`` here.
+        ent_coef: Weight of the entropy bonus.
+        norm_adv: Normalise advantages over this minibatch.
+        clip_vloss: Clip the value update around ``old_values`` (cleanrl's default; SB3's is off).
+        vf_clip_coef: Clip range for the value update; ``None`` uses ``clip_coef``.
+
+    Returns:
+        A :class:`PPOLossOutput`.
+
+    Shapes:
+        every argument: ``[B]``.
+    """
+    B = new_log_probs.shape
+    for name, x in (("old_log_probs", old_log_probs), ("advantages", advantages),
+                    ("new_values", new_values), ("old_values", old_values),
+                    ("returns", returns), ("entropy", entropy)):
+        if x.shape != B:
+            raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(B)}")
+
+    log_ratio = new_log_probs - old_log_probs
+    ratio = log_ratio.exp()
+    if norm_adv:
+        advantages = normalize_advantages(advantages)
+    surrogate = advantages * ratio
+    clipped = advantages * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)
+    policy_loss = -torch.min(surrogate, clipped).mean()
+
+    if clip_vloss:
+        vf_clip = clip_coef if vf_clip_coef is None else vf_clip_coef
+        values_clipped = old_values + (new_values - old_values).clamp(-vf_clip, vf_clip)
+        value_loss = 0.5 * torch.max((new_values - returns) ** 2, (values_clipped - returns) ** 2).mean()
+    else:
+        value_loss = 0.5 * ((new_values - returns) ** 2).mean()
+
+    entropy_mean = entropy.mean()
+    loss = policy_loss - ent_coef * entropy_mean + vf_coef * value_loss
+    with torch.no_grad():
+        # The low-variance, non-negative KL estimator k3 (http://joschu.net/blog/kl-approx.html).
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()
+        clip_fraction = ((ratio - 1.0).abs() > clip_coef).float().mean()
+    return PPOLossOutput(loss, policy_loss, value_loss, entropy_mean, approx_kl, clip_fraction)

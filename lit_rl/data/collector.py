@@ -1,0 +1,110 @@
+"""Steps a vector env with a policy and fills a preallocated :class:`Rollout`.
+
+One host→device copy of the observations per step; actions, log-probs and values stay on the
+policy's device; rewards and episode flags are gathered on the host and moved once per rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from lit_rl.data.rollout import Rollout
+from lit_rl.envs.episode_stats import final_observations, finished_episodes
+from lit_rl.models.actor_critic import ActorCritic
+
+
+@dataclass(frozen=True)
+class EpisodeStats:
+    """Raw returns and lengths of the episodes that ended during one rollout. Shapes: ``[E]``."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+
+
+class RolloutCollector:
+    """Collects ``num_steps`` transitions from each env of ``env`` per call.
+
+    Args:
+        env: A vector env from :func:`lit_rl.envs.factory.make_vector_env` (``SAME_STEP`` autoreset).
+        num_steps: Steps per env per rollout (``T``).
+        seed: Seed of the first reset (env ``i`` gets ``seed + i``).
+        device: Where the rollout tensors live (the policy's device).
+    """
+
+    def __init__(self, env: VectorEnv, num_steps: int, seed: int, device: torch.device) -> None:
+        mode = env.metadata.get("autoreset_mode")
+        if mode != AutoresetMode.SAME_STEP:
+            raise ValueError(f"the collector needs AutoresetMode.SAME_STEP, the env uses {mode!r}")
+        self.env, self.num_steps, self.device = env, num_steps, device
+        T, N = num_steps, env.num_envs
+        space = env.single_observation_space
+        obs_dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
+        # T + 1 rows: row T holds the observation after the last step, the next rollout's row 0.
+        self._obs = torch.zeros((T + 1, N, *space.shape), dtype=obs_dtype, device=device)
+        self._actions = torch.zeros((T, N), dtype=torch.int64, device=device)
+        self._log_probs = torch.zeros((T, N), device=device)
+        self._values = torch.zeros((T, N), device=device)
+        self._final_values = torch.zeros((T, N), device=device)
+        self._rewards = np.zeros((T, N), dtype=np.float32)
+        self._terminated = np.zeros((T, N), dtype=bool)
+        self._truncated = np.zeros((T, N), dtype=bool)
+        obs, _ = env.reset(seed=seed)
+        self._obs[T].copy_(torch.from_numpy(np.asarray(obs)))
+        self.total_steps = 0
+
+    @torch.inference_mode()
+    def collect(self, policy: ActorCritic) -> tuple[Rollout, EpisodeStats]:
+        """One rollout of ``T × N`` transitions with ``policy`` (actions sampled)."""
+        T = self.num_steps
+        self._obs[0].copy_(self._obs[T])
+        self._final_values.zero_()
+        ep_returns: list[np.ndarray] = []
+        ep_lengths: list[np.ndarray] = []
+        for t in range(T):
+            out = policy.act(self._obs[t])
+            self._actions[t] = out.action
+            self._log_probs[t] = out.log_prob
+            self._values[t] = out.value
+            obs, rewards, terminated, truncated, info = self.env.step(out.action.cpu().numpy())
+            self._obs[t + 1].copy_(torch.from_numpy(np.asarray(obs)), non_blocking=True)
+            self._rewards[t] = rewards
+            self._terminated[t] = terminated
+            self._truncated[t] = truncated & ~terminated
+            if self._truncated[t].any():
+                self._bootstrap_truncated(policy, t, info)
+            idx, returns, lengths = finished_episodes(info)
+            if idx.size:
+                ep_returns.append(returns)
+                ep_lengths.append(lengths)
+        last_value = policy.value(self._obs[T])
+        self.total_steps += T * self.env.num_envs
+        rollout = Rollout(
+            obs=self._obs[:T].clone(),
+            actions=self._actions.clone(),
+            log_probs=self._log_probs.clone(),
+            values=self._values.clone(),
+            rewards=torch.from_numpy(self._rewards.copy()).to(self.device),
+            terminated=torch.from_numpy(self._terminated.copy()).to(self.device),
+            truncated=torch.from_numpy(self._truncated.copy()).to(self.device),
+            final_values=self._final_values.clone(),
+            last_value=last_value,
+        )
+        stats = EpisodeStats(_concat(ep_returns, np.float64), _concat(ep_lengths, np.int64))
+        return rollout, stats
+
+    def _bootstrap_truncated(self, policy: ActorCritic, t: int, info: dict) -> None:
+        """Store ``V(final observation)`` of the envs truncated at step ``t``."""
+        idx = np.flatnonzero(self._truncated[t])
+        final = torch.from_numpy(final_observations(info, idx)).to(self.device)
+        self._final_values[t, torch.from_numpy(idx).to(self.device)] = policy.value(final)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)

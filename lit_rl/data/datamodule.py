@@ -1,0 +1,150 @@
+"""On-policy data for Lightning: one epoch is one rollout, served as shuffled minibatches.
+
+The datamodule owns the environments and the :class:`RolloutCollector`; the LightningModule owns
+everything computed from a rollout (advantages, returns, the env-step counter). Lightning injects
+no ``DistributedSampler`` into an ``IterableDataset``, so under DDP every rank iterates its own envs,
+and every rank yields the same number of minibatches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import lightning as L
+import torch
+from gymnasium.vector import VectorEnv
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+from torch.utils.data import DataLoader, IterableDataset
+
+from lit_rl.data.collector import RolloutCollector
+from lit_rl.data.rollout import Rollout
+from lit_rl.envs.factory import Backend, Vectorization, check_env_id, make_vector_env
+from lit_rl.envs.options import AtariOptions
+from lit_rl.errors import ConfigError
+from lit_rl.specs import EnvSpec
+
+if TYPE_CHECKING:
+    from lit_rl.algos.ppo import PPO
+
+
+class RolloutDataModule(L.LightningDataModule):
+    """Vector envs → rollouts → ``update_epochs × num_minibatches`` minibatches per epoch.
+
+    Args:
+        env_id: Gymnasium id, e.g. ``CartPole-v1`` or ``BreakoutNoFrameskip-v4``.
+        num_envs: Parallel envs per process.
+        num_steps: Steps per env per rollout; ``batch_size = num_envs * num_steps``.
+        num_minibatches: Minibatches per update epoch; must divide ``batch_size``.
+        update_epochs: Passes over each rollout.
+        seed: Base env seed; rank ``r``'s env ``i`` gets ``seed + r * num_envs + i``.
+        backend: Env backend, see :func:`lit_rl.envs.factory.make_vector_env`.
+        vectorization: ``sync`` or ``async`` for the gymnasium backend.
+        atari: The Atari protocol (ignored for non-Atari ids).
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        *,
+        num_envs: PositiveInt = 8,
+        num_steps: PositiveInt = 128,
+        num_minibatches: PositiveInt = 4,
+        update_epochs: PositiveInt = 4,
+        seed: NonNegativeInt = 1,
+        backend: Backend = "auto",
+        vectorization: Vectorization = "sync",
+        atari: AtariOptions = AtariOptions(),
+    ) -> None:
+        super().__init__()
+        check_env_id(env_id)
+        for name, value in (("num_envs", num_envs), ("num_steps", num_steps),
+                            ("num_minibatches", num_minibatches), ("update_epochs", update_epochs)):
+            if value < 1:
+                raise ConfigError(f"data.{name}={value}; expected a positive integer")
+        if (num_envs * num_steps) % num_minibatches:
+            raise ConfigError(
+                f"data.num_minibatches={num_minibatches} does not divide the rollout of "
+                f"num_envs * num_steps = {num_envs * num_steps} transitions; use a divisor of it"
+            )
+        self.save_hyperparameters()
+        self.env_id, self.num_envs, self.num_steps = env_id, num_envs, num_steps
+        self.num_minibatches, self.update_epochs, self.seed = num_minibatches, update_epochs, seed
+        self.backend, self.vectorization, self.atari = backend, vectorization, atari
+        self._env_spec: EnvSpec | None = None
+        self.collector: RolloutCollector | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per rollout and process."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def env_spec(self) -> EnvSpec:
+        """Observation shape/dtype and action count, from one probe env closed at once."""
+        if self._env_spec is None:
+            env = self.make_env(num_envs=1, seed=self.seed)
+            try:
+                space, action_space = env.single_observation_space, env.single_action_space
+                if not hasattr(action_space, "n"):
+                    raise ConfigError(f"{self.env_id} has action space {action_space}; lit_rl supports Discrete actions")
+                dtype = "uint8" if space.dtype == "uint8" else "float32"
+                self._env_spec = EnvSpec(tuple(space.shape), dtype, int(action_space.n), self.num_envs)
+            finally:
+                env.close()
+        return self._env_spec
+
+    def make_env(self, num_envs: int, seed: int, evaluation: bool = False) -> VectorEnv:
+        """A vector env with this datamodule's settings (``evaluation``: raw full-game episodes)."""
+        return make_vector_env(
+            self.env_id, num_envs=num_envs, seed=seed, backend=self.backend, atari=self.atari,
+            vectorization=self.vectorization, evaluation=evaluation,
+        )
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.collector is None:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            seed = self.seed + rank * self.num_envs
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            self.collector = RolloutCollector(self.make_env(self.num_envs, seed), self.num_steps, seed, device)
+
+    def teardown(self, stage: str) -> None:
+        if stage == "fit" and self.collector is not None:
+            self.collector.close()
+            self.collector = None
+
+    def train_dataloader(self) -> DataLoader:
+        # batch_size=None: the dataset yields ready minibatches; num_workers=0: envs live here.
+        return DataLoader(_RolloutDataset(self), batch_size=None, num_workers=0)
+
+    def minibatches(self, rollout: Rollout, generator: torch.Generator | None = None) -> Iterator[Rollout]:
+        """``update_epochs`` shuffled passes over a flattened rollout, ``num_minibatches`` each."""
+        flat = rollout.flatten()
+        size = self.minibatch_size
+        for _ in range(self.update_epochs):
+            perm = torch.randperm(flat.num_transitions, device=flat.actions.device, generator=generator)
+            for start in range(0, flat.num_transitions, size):
+                yield flat[perm[start : start + size]]
+
+
+class _RolloutDataset(IterableDataset):
+    """Each iteration (= Lightning epoch) collects one rollout and yields its minibatches."""
+
+    def __init__(self, datamodule: RolloutDataModule) -> None:
+        self.dm = datamodule
+
+    def __len__(self) -> int:
+        return self.dm.update_epochs * self.dm.num_minibatches
+
+    def __iter__(self) -> Iterator[Rollout]:
+        module: PPO = self.dm.trainer.lightning_module
+        policy = module.policy
+        policy.eval()
+        rollout, episodes = self.dm.collector.collect(policy)
+        policy.train()
+        module.record_episodes(episodes)
+        yield from self.dm.minibatches(module.process_rollout(rollout))

@@ -1,0 +1,184 @@
+"""Atari wrapper stacks: gymnasium wrappers per env, or ale-py's C++ ``AtariVectorEnv``.
+
+The gymnasium stack follows Stable-Baselines3's ``AtariWrapper`` (the study's protocol, spec §3):
+no-op starts, frame skip 4 with max-pool, life loss as a training terminal *without* resetting the
+game, FIRE on reset, 84×84 gray, sign-clipped rewards, 4 stacked frames. The logged return is the
+raw score of the full game, recorded below the life-loss wrapper.
+
+The C++ backend runs the same emulator settings; life loss and reward clipping are applied in numpy
+(:class:`AleVectorProtocol`), because ale-py's own ``episodic_life`` resets the whole game on a
+life loss, which shortens every game to one life.
+"""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+
+from lit_rl.envs.options import AtariOptions
+
+
+def ensure_ale_registered() -> None:
+    """Register ale-py's ids with gymnasium (idempotent)."""
+    import ale_py
+
+    gym.register_envs(ale_py)
+
+
+def ale_game(env_id: str) -> str | None:
+    """The ROM id (``"pong"``) of an ALE env id, or ``None`` if the id is not an Atari game."""
+    ensure_ale_registered()
+    spec = gym.registry.get(env_id)
+    if spec is None or spec.entry_point != "ale_py.env:AtariEnv":
+        return None
+    return spec.kwargs["game"]
+
+
+class EpisodicLife(gym.Wrapper):
+    """A life loss ends the training episode; the game itself goes on (SB3's ``EpisodicLifeEnv``).
+
+    On the reset after a life loss, one no-op step advances from the lost-life state instead of
+    resetting the emulator.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._lives = 0
+        self._game_over = True
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._game_over = terminated or truncated
+        lives = self.env.unwrapped.ale.lives()
+        if 0 < lives < self._lives:
+            terminated = True
+        self._lives = lives
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        if self._game_over:
+            obs, info = self.env.reset(**kwargs)
+        else:
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:  # the no-op itself ended the game
+                obs, info = self.env.reset(**kwargs)
+        self._game_over = False
+        self._lives = self.env.unwrapped.ale.lives()
+        return obs, info
+
+
+class FireReset(gym.Wrapper):
+    """Press FIRE (then UP) after each reset, for games that wait for it (SB3's ``FireResetEnv``)."""
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.env.reset(**kwargs)
+        obs, _, terminated, truncated, info = self.env.step(1)
+        if terminated or truncated:
+            self.env.reset(**kwargs)
+        obs, _, terminated, truncated, info = self.env.step(2)
+        if terminated or truncated:
+            obs, info = self.env.reset(**kwargs)
+        return obs, info
+
+
+def needs_fire(env: gym.Env) -> bool:
+    meanings = env.unwrapped.get_action_meanings()
+    return len(meanings) >= 3 and meanings[1] == "FIRE"
+
+
+def make_atari_env(env_id: str, options: AtariOptions) -> gym.Env:
+    """One Atari env with the protocol of ``options`` (gymnasium wrappers).
+
+    Raw episode statistics are recorded after frame skipping (lengths in agent steps) and before
+    the life-loss and reward-clipping wrappers (returns are full-game raw scores).
+    """
+    ensure_ale_registered()
+    env = gym.make(
+        env_id,
+        frameskip=1,
+        repeat_action_probability=options.sticky_action_prob,
+        full_action_space=options.full_action_space,
+        max_num_frames_per_episode=options.max_episode_frames,
+        max_episode_steps=None,
+    )
+    env = gym.wrappers.AtariPreprocessing(
+        env, noop_max=options.noop_max, frame_skip=options.frame_skip, screen_size=options.screen_size,
+        terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False,
+    )
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if options.terminal_on_life_loss:
+        env = EpisodicLife(env)
+    if options.fire_reset and needs_fire(env):
+        env = FireReset(env)
+    if options.clip_reward:
+        env = gym.wrappers.TransformReward(env, lambda r: float(np.sign(r)))
+    return gym.wrappers.FrameStackObservation(env, options.frame_stack)
+
+
+class AleVectorProtocol(VectorWrapper):
+    """Life-loss terminals, reward clipping and raw episode statistics over ``AtariVectorEnv``.
+
+    The wrapped env runs with ``episodic_life=False`` and ``reward_clipping=False``; this wrapper
+    marks a life loss as ``terminated`` for training while the game continues (no reset, no FIRE,
+    the frame stack carries on), clips rewards to their sign, and reports the full-game raw return
+    with the keys of gymnasium's ``RecordEpisodeStatistics``.
+    """
+
+    def __init__(self, env: VectorEnv, *, terminal_on_life_loss: bool, clip_reward: bool) -> None:
+        super().__init__(env)
+        self.terminal_on_life_loss = terminal_on_life_loss
+        self.clip_reward = clip_reward
+        n = env.num_envs
+        self._returns = np.zeros(n, dtype=np.float64)
+        self._lengths = np.zeros(n, dtype=np.int64)
+        self._lives = np.zeros(n, dtype=np.int64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        self._lives[:] = info["lives"]
+        return obs, info
+
+    def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        rewards = rewards.astype(np.float64)
+        self._returns += rewards
+        self._lengths += 1
+        ended = terminated | truncated
+        if ended.any():
+            info["episode"] = {"r": self._returns.copy(), "l": self._lengths.copy()}
+            info["_episode"] = ended.copy()
+            info["_final_obs"] = ended.copy()
+            self._returns[ended] = 0.0
+            self._lengths[ended] = 0
+        lives = info["lives"].astype(np.int64)
+        if self.terminal_on_life_loss:
+            # After a game over the lives of the new game are higher; only a drop counts.
+            terminated = terminated | ((lives < self._lives) & ~ended)
+        self._lives = lives
+        if self.clip_reward:
+            rewards = np.sign(rewards)
+        return obs, rewards.astype(np.float32), terminated, truncated, info
+
+
+def make_ale_vector_env(game: str, num_envs: int, options: AtariOptions, num_threads: int = 0) -> VectorEnv:
+    """``num_envs`` Atari games stepped by ale-py's C++ thread pool, with the protocol of ``options``."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    env = AtariVectorEnv(
+        game, num_envs,
+        num_threads=num_threads,
+        max_num_frames_per_episode=options.max_episode_frames,
+        repeat_action_probability=options.sticky_action_prob,
+        full_action_space=options.full_action_space,
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        img_height=options.screen_size, img_width=options.screen_size,
+        stack_num=options.frame_stack, frameskip=options.frame_skip,
+        noop_max=options.noop_max,
+        episodic_life=False, reward_clipping=False, use_fire_reset=options.fire_reset,
+    )
+    return AleVectorProtocol(env, terminal_on_life_loss=options.terminal_on_life_loss, clip_reward=options.clip_reward)

@@ -1,0 +1,81 @@
+"""One entry point that builds a vector env for any gymnasium id or Atari game.
+
+Every env it returns follows the contract of :mod:`lit_rl.envs.episode_stats`: gymnasium's
+``SAME_STEP`` autoreset, ``terminated`` and ``truncated`` kept apart, raw episode statistics.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Literal
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from lit_rl.envs.atari import ale_game, ensure_ale_registered, make_ale_vector_env, make_atari_env
+from lit_rl.envs.options import AtariOptions
+from lit_rl.errors import ConfigError
+
+Backend = Literal["auto", "gymnasium", "ale_vector"]
+Vectorization = Literal["sync", "async"]
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise :class:`ConfigError` naming close matches if ``env_id`` is not registered."""
+    ensure_ale_registered()
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "see gymnasium.pprint_registry()"
+    raise ConfigError(f"unknown env id {env_id!r}: {hint}")
+
+
+def is_atari(env_id: str) -> bool:
+    """True if ``env_id`` is an ALE game."""
+    return ale_game(env_id) is not None
+
+
+def make_vector_env(
+    env_id: str,
+    *,
+    num_envs: int,
+    seed: int,
+    backend: Backend = "auto",
+    atari: AtariOptions | None = None,
+    vectorization: Vectorization = "sync",
+    evaluation: bool = False,
+) -> VectorEnv:
+    """Build and reset-ready ``num_envs`` copies of ``env_id``.
+
+    Args:
+        env_id: Any registered gymnasium id; ALE games get the Atari protocol of ``atari``.
+        num_envs: Number of parallel environments.
+        seed: Base seed; env ``i`` is seeded with ``seed + i`` at the first ``reset(seed=seed)``.
+        backend: ``"gymnasium"`` (wrappers per env), ``"ale_vector"`` (ale-py's C++ vector env,
+            Atari only) or ``"auto"`` (``ale_vector`` for Atari, else ``gymnasium``).
+        atari: Atari protocol; ``None`` uses :class:`AtariOptions` defaults.
+        vectorization: ``"sync"`` (one process) or ``"async"`` (one subprocess per env) for the
+            gymnasium backend.
+        evaluation: Full-game episodes and raw rewards (no life-loss terminal, no clipping).
+
+    Returns:
+        A gymnasium ``VectorEnv`` in ``SAME_STEP`` autoreset mode. Call ``reset(seed=seed)`` first.
+    """
+    check_env_id(env_id)
+    if num_envs < 1:
+        raise ConfigError(f"num_envs={num_envs}; expected a positive integer")
+    game = ale_game(env_id)
+    if game is None:
+        if backend == "ale_vector":
+            raise ConfigError(f"backend='ale_vector' needs an Atari env id, got {env_id!r}")
+        env_fns = [lambda: gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)) for _ in range(num_envs)]
+    else:
+        options = atari or AtariOptions()
+        if evaluation:
+            options = options.for_evaluation()
+        if backend in ("auto", "ale_vector"):
+            return make_ale_vector_env(game, num_envs, options)
+        env_fns = [lambda: make_atari_env(env_id, options) for _ in range(num_envs)]
+    if vectorization == "async":
+        return gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    return gym.vector.SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)

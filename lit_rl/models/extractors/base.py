@@ -1,0 +1,58 @@
+"""The feature-extractor contract every representation follows.
+
+Borrowed from Stable-Baselines3's ``BaseFeaturesExtractor`` (``features_dim``, the dry-run
+``n_flatten``): ``out_dim`` is measured on zeros, never hand-computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+
+class FeatureExtractor(nn.Module):
+    """Maps float observations ``[B, *obs_shape]`` to features ``[B, out_dim]``.
+
+    Subclasses take ``obs_shape`` as their first positional argument, keyword-only
+    hyperparameters after it, build their layers, and then call :meth:`_measure_out_dim`.
+    They receive observations already scaled to floats (the policy divides uint8 images by 255).
+    """
+
+    obs_shape: tuple[int, ...]
+    out_dim: int
+
+    def __init__(self, obs_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.obs_shape = tuple(int(d) for d in obs_shape)
+
+    @torch.no_grad()
+    def _measure_out_dim(self) -> int:
+        """Set and return ``out_dim`` from a forward pass on one zero observation."""
+        was_training = self.training
+        self.eval()
+        out = self(torch.zeros(1, *self.obs_shape))
+        self.train(was_training)
+        if out.dim() != 2:
+            raise ValueError(f"{type(self).__name__} must return [B, out_dim], got shape {tuple(out.shape)}")
+        self.out_dim = int(out.shape[1])
+        return self.out_dim
+
+    def forward(self, obs: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+#: What YAML configures: a class path whose ``obs_shape`` the policy supplies.
+ExtractorFactory = Callable[[tuple[int, ...]], FeatureExtractor]
+
+
+def require_image(obs_shape: tuple[int, ...], name: str, min_side: int) -> None:
+    """Raise a one-line error if ``obs_shape`` is not a ``(C, H, W)`` image of at least ``min_side``."""
+    from lit_rl.errors import ConfigError
+
+    if len(obs_shape) != 3 or min(obs_shape[1:]) < min_side:
+        raise ConfigError(
+            f"{name} needs image observations (C, H, W) with H, W >= {min_side}, got obs_shape={tuple(obs_shape)}; "
+            "use lit_rl.models.extractors.mlp.MLP for vector observations"
+        )

@@ -1,0 +1,37 @@
+"""The small CNN of DQN 2013 / A3C, the backbone of the axis-attention study (spec §1).
+
+``c1: 16·8×8/4 → c2: 32·4×4/2 → l1: Linear(2592 → 256)``, ReLU after each; 676,144 parameters on
+``4×84×84`` inputs. Not the Nature CNN.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lit_rl.models.extractors.base import FeatureExtractor, require_image
+from lit_rl.models.init import TRUNK_GAIN, orthogonal_init_
+
+
+class SmallCNN(FeatureExtractor):
+    """The study's trunk; actor and critic heads attach to its 256 features.
+
+    Args:
+        obs_shape: ``(C, H, W)``, e.g. ``(4, 84, 84)``.
+        features_dim: Width of ``l1`` (256 in the study).
+    """
+
+    def __init__(self, obs_shape: tuple[int, ...], *, features_dim: int = 256) -> None:
+        super().__init__(obs_shape)
+        require_image(self.obs_shape, "SmallCNN", min_side=16)
+        self.c1 = nn.Sequential(nn.Conv2d(self.obs_shape[0], 16, 8, stride=4), nn.ReLU())
+        self.c2 = nn.Sequential(nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n_flatten = self.c2(self.c1(torch.zeros(1, *self.obs_shape))).shape[1]
+        self.l1 = nn.Sequential(nn.Linear(n_flatten, features_dim), nn.ReLU())
+        orthogonal_init_(self, TRUNK_GAIN)
+        self._measure_out_dim()
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """``[B, C, H, W] -> [B, features_dim]``."""
+        return self.l1(self.c2(self.c1(obs)))
