@@ -5,10 +5,14 @@ Pattern of ``microsoft/torchgeo:torchgeo/main.py``: ``main(args)`` so tests pass
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 
-from lightning.pytorch.cli import ArgsType, LightningCLI
+from typing import Any, NoReturn
+
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
 
 from lit_rl.algos.ppo import PPO
 from lit_rl.callbacks import EnvStepCheckpoint, Evaluation
@@ -22,11 +26,24 @@ TRAINER_DEFAULTS = {
 }
 
 
+class _OneLineErrorParser(LightningArgumentParser):
+    """Reports a parse error as one line instead of a page of usage."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error:
+            super().error(message, ex)
+        detail = " ".join(part.strip(" -") for part in str(message).splitlines() if part.strip())
+        prog = self.prog.replace(" [options]", "")
+        sys.stderr.write(f"lit-rl: error: {detail} (see: {prog} --help)\n")
+        self.exit(2)
+
+
 class LitRLCLI(LightningCLI):
     """Adds the env-spec link and the always-on evaluation and checkpoint callbacks."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.env_spec", "model.env_spec", apply_on="instantiate")
+        # Passed as a plain dict: checkpoints then hold no custom class and load with weights_only.
+        parser.link_arguments("data.env_spec", "model.env_spec", compute_fn=dataclasses.asdict, apply_on="instantiate")
         parser.add_lightning_class_args(Evaluation, "evaluation")
         parser.add_lightning_class_args(EnvStepCheckpoint, "checkpoint")
 
@@ -41,6 +58,7 @@ def run(args: ArgsType = None) -> LitRLCLI:
         return LitRLCLI(
             PPO, RolloutDataModule, trainer_defaults=TRAINER_DEFAULTS, args=args,
             save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False,
+            parser_class=_OneLineErrorParser,
         )
     except ConfigError as err:
         print(f"lit-rl: error: {err}", file=sys.stderr)

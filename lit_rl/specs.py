@@ -22,6 +22,7 @@ class EnvSpec:
     num_envs: int = 1
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "obs_shape", tuple(int(d) for d in self.obs_shape))
         if self.obs_dtype not in ("uint8", "float32"):
             raise ValueError(f"obs_dtype={self.obs_dtype!r}; expected 'uint8' or 'float32'")
         if self.num_actions < 1 or any(d < 1 for d in self.obs_shape):

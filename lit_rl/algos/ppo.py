@@ -51,7 +51,7 @@ class PPO(L.LightningModule):
     :meth:`process_rollout` once per rollout.
 
     Args:
-        env_spec: Linked from the datamodule by the CLI.
+        env_spec: Linked from the datamodule by the CLI (an :class:`EnvSpec` or its ``asdict``).
         extractor: Trunk factory (YAML ``class_path``); the policy supplies ``obs_shape``.
         optimizer: Optimiser factory; its ``lr`` is the initial learning rate.
         total_env_steps: Training budget in env steps over all processes.
@@ -71,7 +71,7 @@ class PPO(L.LightningModule):
 
     def __init__(
         self,
-        env_spec: EnvSpec,
+        env_spec: EnvSpec | dict,
         extractor: ExtractorFactory = MLP,
         optimizer: OptimizerCallable = adam,
         *,
@@ -95,10 +95,20 @@ class PPO(L.LightningModule):
             raise ConfigError(f"model.total_env_steps={total_env_steps}; expected a positive integer")
         if not (0.0 <= gamma <= 1.0 and 0.0 <= gae_lambda <= 1.0):
             raise ConfigError(f"model.gamma={gamma}, model.gae_lambda={gae_lambda}; expected values in [0, 1]")
-        self.save_hyperparameters(ignore=["extractor", "optimizer"])
+        # Checkpoints keep plain Python values (no jsonargparse PositiveInt, the spec as a dict) so
+        # they load with torch.load(weights_only=True) and through LightningCLI's instantiator.
+        if isinstance(env_spec, dict):
+            env_spec = EnvSpec(**env_spec)
+        spec = env_spec
+        env_spec = dataclasses.asdict(spec)
+        total_env_steps, clip_coef = int(total_env_steps), float(clip_coef)
+        max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        target_kl = None if target_kl is None else float(target_kl)
+        self.save_hyperparameters()
         self.automatic_optimization = False
+        self.env_spec = spec
         self.policy = ActorCritic(
-            env_spec.obs_shape, env_spec.num_actions, extractor,
+            spec.obs_shape, spec.num_actions, extractor,
             shared_extractor=shared_extractor, channels_last=channels_last,
         )
         self.optimizer_factory = optimizer

@@ -67,6 +67,9 @@ class RolloutDataModule(L.LightningDataModule):
                 f"data.num_minibatches={num_minibatches} does not divide the rollout of "
                 f"num_envs * num_steps = {num_envs * num_steps} transitions; use a divisor of it"
             )
+        # Plain ints (not jsonargparse's PositiveInt) so checkpoints load with weights_only.
+        num_envs, num_steps, seed = int(num_envs), int(num_steps), int(seed)
+        num_minibatches, update_epochs = int(num_minibatches), int(update_epochs)
         self.save_hyperparameters()
         self.env_id, self.num_envs, self.num_steps = env_id, num_envs, num_steps
         self.num_minibatches, self.update_epochs, self.seed = num_minibatches, update_epochs, seed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 
 @dataclass(frozen=True)
 class AtariOptions:
@@ -54,3 +56,7 @@ class AtariOptions:
         from dataclasses import replace
 
         return replace(self, terminal_on_life_loss=False, clip_reward=False)
+
+
+# Datamodule hyperparameters in checkpoints hold AtariOptions; allow it for torch.load(weights_only=True).
+torch.serialization.add_safe_globals([AtariOptions])
