@@ -11,7 +11,7 @@ import torch
 class AtariOptions:
     """The Atari protocol of the study (spec §3) and of cleanrl / RL Zoo, field by field.
 
-    The env id only selects the game: ``PongNoFrameskip-v4``, ``ALE/Pong-v5`` and ``Pong`` give the
+    The env id only selects the game: ``PongNoFrameskip-v4``, ``ALE/Pong-v5`` and ``Pong-v4`` give the
     same environment; the protocol is defined here, identically for both backends.
 
     Args:

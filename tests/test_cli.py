@@ -1,0 +1,94 @@
+"""Every config through the CLI, print_config round trip, checkpoint reload, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import lit_rl.data.datamodule as datamodule_mod
+from lit_rl.algos.ppo import PPO
+from lit_rl.cli import run
+
+CONFIGS = sorted(str(p) for p in (Path(__file__).parents[1] / "configs").rglob("*.yaml") if "sweeps" not in p.parts)
+QUICKSTART = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
+TINY = ["--data.num_envs=2", "--data.num_steps=8", "--data.num_minibatches=2", "--trainer.enable_progress_bar=false"]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: Path(p).stem)
+def test_every_config_runs_one_iteration(config: str, tmp_path: Path) -> None:
+    cli = run(["fit", "--config", config, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}", *TINY])
+    assert int(cli.model.env_steps) == 16  # one rollout of 2 envs x 8 steps
+    assert int(cli.model.num_updates) == 1  # fast_dev_run: one minibatch
+
+
+def test_print_config_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fit", "--config", QUICKSTART, "--model.gamma=0.97", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    dumped = tmp_path / "dumped.yaml"
+    dumped.write_text(printed)
+    cfg = yaml.safe_load(printed)
+    assert cfg["model"]["gamma"] == 0.97
+    assert cfg["model"]["extractor"]["class_path"] == "lit_rl.models.extractors.mlp.MLP"
+    cli = run(["fit", "--config", str(dumped), "--trainer.fast_dev_run=1", "--trainer.logger=false", *TINY])
+    assert cli.model.gamma == 0.97
+
+
+def test_checkpoint_alone_rebuilds_the_agent(tmp_path: Path) -> None:
+    cli = run(["fit", "--config", QUICKSTART, "--model.total_env_steps=512", "--evaluation.num_episodes=2",
+               f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.enable_progress_bar=false"])
+    last = Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    restored = PPO.load_from_checkpoint(last, weights_only=True)
+    assert int(restored.env_steps) == int(cli.model.env_steps) == 512
+    obs = torch.randn(64, 4)
+    trained = cli.model.policy.eval()
+    assert torch.equal(restored.policy.act(obs, greedy=True).action, trained.act(obs, greedy=True).action)
+    for (name, a), b in zip(trained.state_dict().items(), restored.policy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+@pytest.fixture
+def no_env_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if any env is built (bad input must be caught before that)."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("an env was built before the bad input was reported")
+
+    monkeypatch.setattr(datamodule_mod, "make_vector_env", forbidden)
+
+
+BAD_INPUTS = [
+    (["--data.env_id=CartPol-v1"], "unknown env id 'CartPol-v1': did you mean 'CartPole-v1'"),
+    (["--model.extractor=lit_rl.models.extractors.nope.Nope"], "lit_rl.models.extractors.nope.Nope"),
+    (["--data.num_minibatches=3"], "data.num_minibatches=3 does not divide the rollout of num_envs * num_steps = 256"),
+    (["--model.total_env_steps=0"], "model.total_env_steps"),
+    (["--model.total_env_steps=-5"], "-5"),
+    (["--data.num_envs=0"], "data.num_envs"),
+    (["--data.bogus_key=3"], "--data.bogus_key"),
+]
+
+
+@pytest.mark.usefixtures("no_env_builds")
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=lambda x: str(x)[:40])
+def test_bad_input_is_one_clear_line_before_any_env(args, message, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fit", "--config", QUICKSTART, "--trainer.logger=false", *args])
+    assert exit_info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("lit-rl: error:")
+    assert message in err[0]
+
+
+def test_cnn_on_vector_observations_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fit", "--config", QUICKSTART, "--trainer.logger=false",
+             "--model.extractor=lit_rl.models.extractors.nature_cnn.NatureCNN"])
+    assert exit_info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "NatureCNN needs image observations" in err[0] and "obs_shape=(4,)" in err[0]
