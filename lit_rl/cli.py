@@ -8,11 +8,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
-
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-
 
 from lit_rl.algos.ppo import PPO
 from lit_rl.callbacks import EnvStepCheckpoint, Evaluation
@@ -56,8 +54,12 @@ def run(args: ArgsType = None) -> LitRLCLI:
     _quiet_known_warnings()
     try:
         return LitRLCLI(
-            PPO, RolloutDataModule, trainer_defaults=TRAINER_DEFAULTS, args=args,
-            save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False,
+            PPO,
+            RolloutDataModule,
+            trainer_defaults=TRAINER_DEFAULTS,
+            args=args,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
             parser_class=_OneLineErrorParser,
         )
     except ConfigError as err:

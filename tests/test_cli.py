@@ -39,8 +39,17 @@ def test_print_config_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_checkpoint_alone_rebuilds_the_agent(tmp_path: Path) -> None:
-    cli = run(["fit", "--config", QUICKSTART, "--model.total_env_steps=512", "--evaluation.num_episodes=2",
-               f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.enable_progress_bar=false"])
+    cli = run(
+        [
+            "fit",
+            "--config",
+            QUICKSTART,
+            "--model.total_env_steps=512",
+            "--evaluation.num_episodes=2",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     last = Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt"
     assert last.is_file()
     restored = PPO.load_from_checkpoint(last, weights_only=True)
@@ -87,8 +96,15 @@ def test_bad_input_is_one_clear_line_before_any_env(args, message, capsys: pytes
 
 def test_cnn_on_vector_observations_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        run(["fit", "--config", QUICKSTART, "--trainer.logger=false",
-             "--model.extractor=lit_rl.models.extractors.nature_cnn.NatureCNN"])
+        run(
+            [
+                "fit",
+                "--config",
+                QUICKSTART,
+                "--trainer.logger=false",
+                "--model.extractor=lit_rl.models.extractors.nature_cnn.NatureCNN",
+            ]
+        )
     assert exit_info.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "NatureCNN needs image observations" in err[0] and "obs_shape=(4,)" in err[0]

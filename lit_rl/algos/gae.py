@@ -55,8 +55,12 @@ def compute_gae(
         last_value: ``[N]``.
     """
     T, N = rewards.shape
-    for name, x in (("values", values), ("terminated", terminated), ("truncated", truncated),
-                    ("final_values", final_values)):
+    for name, x in (
+        ("values", values),
+        ("terminated", terminated),
+        ("truncated", truncated),
+        ("final_values", final_values),
+    ):
         if x.shape != (T, N):
             raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {(T, N)}")
     if last_value.shape != (N,):

@@ -28,6 +28,8 @@ from lit_rl.models.extractors.base import ExtractorFactory
 from lit_rl.models.extractors.mlp import MLP
 from lit_rl.specs import EnvSpec
 
+LOSS_KEYS = ("loss/policy", "loss/value", "loss/entropy", "diag/approx_kl", "diag/clip_fraction")
+
 
 def adam(params) -> torch.optim.Optimizer:
     """cleanrl's optimiser: Adam, lr 2.5e-4, eps 1e-5."""
@@ -108,8 +110,11 @@ class PPO(L.LightningModule):
         self.automatic_optimization = False
         self.env_spec = spec
         self.policy = ActorCritic(
-            spec.obs_shape, spec.num_actions, extractor,
-            shared_extractor=shared_extractor, channels_last=channels_last,
+            spec.obs_shape,
+            spec.num_actions,
+            extractor,
+            shared_extractor=shared_extractor,
+            channels_last=channels_last,
         )
         self.optimizer_factory = optimizer
         self.total_env_steps = total_env_steps
@@ -124,9 +129,9 @@ class PPO(L.LightningModule):
         self.current_clip_coef = clip_coef
         self._stop_update = False
         self._epoch_start = (time.perf_counter(), 0)
-        self.train_metrics = torch.nn.ModuleDict(
-            {k: MeanMetric() for k in ("loss/policy", "loss/value", "loss/entropy", "diag/approx_kl", "diag/clip_fraction")}
-        )
+        # Per-update sums of the loss terms: one fused add per minibatch, no host sync.
+        self.register_buffer("_loss_sums", torch.zeros(len(LOSS_KEYS)), persistent=False)
+        self.register_buffer("_loss_count", torch.zeros(()), persistent=False)
         self.episode_return = MeanMetric()
         self.episode_length = MeanMetric()
         self.latest_episode_return = float("nan")
@@ -167,8 +172,14 @@ class PPO(L.LightningModule):
         self._apply_schedules()
         self._stop_update = False
         advantages, returns = compute_gae(
-            rollout.rewards, rollout.values, rollout.last_value, rollout.terminated, rollout.truncated,
-            rollout.final_values, gamma=self.gamma, gae_lambda=self.gae_lambda,
+            rollout.rewards,
+            rollout.values,
+            rollout.last_value,
+            rollout.terminated,
+            rollout.truncated,
+            rollout.final_values,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
         )
         self.env_steps += rollout.num_transitions * self.trainer.world_size
         self.explained_var = explained_variance(rollout.values, returns)
@@ -183,7 +194,8 @@ class PPO(L.LightningModule):
         return optimizer
 
     def transfer_batch_to_device(self, batch: Rollout, device: torch.device, dataloader_idx: int) -> Rollout:
-        return batch.to(device)
+        # Rollouts are collected on the module's device already; move only if they are not.
+        return batch if batch.actions.device == device else batch.to(device)
 
     def on_train_batch_start(self, batch: Rollout, batch_idx: int) -> int | None:
         return -1 if self._stop_update else None  # -1 ends this epoch (= this update) on every rank
@@ -191,9 +203,18 @@ class PPO(L.LightningModule):
     def training_step(self, batch: Rollout, batch_idx: int) -> Tensor:
         new_log_probs, entropy, new_values = self.policy.evaluate(batch.obs, batch.actions)
         out = ppo_loss(
-            new_log_probs, batch.log_probs, batch.advantages, new_values, batch.values, batch.returns, entropy,
-            clip_coef=self.current_clip_coef, vf_coef=self.vf_coef, ent_coef=self.ent_coef,
-            norm_adv=self.norm_adv, clip_vloss=self.clip_vloss,
+            new_log_probs,
+            batch.log_probs,
+            batch.advantages,
+            new_values,
+            batch.values,
+            batch.returns,
+            entropy,
+            clip_coef=self.current_clip_coef,
+            vf_coef=self.vf_coef,
+            ent_coef=self.ent_coef,
+            norm_adv=self.norm_adv,
+            clip_vloss=self.clip_vloss,
         )
         if self.target_kl is not None and self._kl_exceeded(out.approx_kl):
             # Deviation from reference: cleanrl checks the KL after a whole epoch; this stops before
@@ -215,12 +236,19 @@ class PPO(L.LightningModule):
         return bool(kl > self.target_kl)
 
     def _update_metrics(self, out: PPOLossOutput) -> None:
-        m = self.train_metrics
-        m["loss/policy"].update(out.policy_loss.detach())
-        m["loss/value"].update(out.value_loss.detach())
-        m["loss/entropy"].update(out.entropy.detach())
-        m["diag/approx_kl"].update(out.approx_kl)
-        m["diag/clip_fraction"].update(out.clip_fraction)
+        terms = (out.policy_loss, out.value_loss, out.entropy, out.approx_kl, out.clip_fraction)
+        self._loss_sums += torch.stack([t.detach().float() for t in terms])
+        self._loss_count += 1
+
+    def _loss_means(self) -> dict[str, float]:
+        """Mean of each loss term over this update's minibatches and all ranks; resets the sums."""
+        sums = self.trainer.strategy.reduce(self._loss_sums.clone(), reduce_op="sum")
+        count = self.trainer.strategy.reduce(self._loss_count.clone(), reduce_op="sum")
+        self._loss_sums.zero_()
+        self._loss_count.zero_()
+        if count.item() == 0:  # early stop before the first step: identical on every rank
+            return {}
+        return dict(zip(LOSS_KEYS, (sums / count).tolist(), strict=True))
 
     # -- logging against env steps --------------------------------------------------------------
 
@@ -231,12 +259,18 @@ class PPO(L.LightningModule):
         start_time, start_steps = self._epoch_start
         env_steps = int(self.env_steps)
         sps = (env_steps - start_steps) / max(time.perf_counter() - start_time, 1e-9)
-        metrics = {"env_steps": float(env_steps), "perf/sps": sps,
-                   "diag/explained_variance": float(self.explained_var),
-                   "diag/learning_rate": self.optimizers().optimizer.param_groups[0]["lr"],
-                   "diag/clip_coef": self.current_clip_coef}
-        for name, metric in [*self.train_metrics.items(), ("rollout/episode_return", self.episode_return),
-                             ("rollout/episode_length", self.episode_length)]:
+        metrics = {
+            "env_steps": float(env_steps),
+            "perf/sps": sps,
+            "diag/explained_variance": float(self.explained_var),
+            "diag/learning_rate": self.optimizers().optimizer.param_groups[0]["lr"],
+            "diag/clip_coef": self.current_clip_coef,
+        }
+        metrics.update(self._loss_means())
+        for name, metric in [
+            ("rollout/episode_return", self.episode_return),
+            ("rollout/episode_length", self.episode_length),
+        ]:
             # Every rank computes every metric (a collective under DDP), updated or not.
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*compute.*before.*update", category=UserWarning)

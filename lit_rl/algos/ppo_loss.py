@@ -78,9 +78,14 @@ def ppo_loss(
         every argument: ``[B]``.
     """
     B = new_log_probs.shape
-    for name, x in (("old_log_probs", old_log_probs), ("advantages", advantages),
-                    ("new_values", new_values), ("old_values", old_values),
-                    ("returns", returns), ("entropy", entropy)):
+    for name, x in (
+        ("old_log_probs", old_log_probs),
+        ("advantages", advantages),
+        ("new_values", new_values),
+        ("old_values", old_values),
+        ("returns", returns),
+        ("entropy", entropy),
+    ):
         if x.shape != B:
             raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(B)}")
 

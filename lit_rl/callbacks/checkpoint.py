@@ -21,7 +21,9 @@ class EnvStepCheckpoint(L.Callback):
         save_last: Also keep ``last.ckpt`` up to date.
     """
 
-    def __init__(self, dirpath: str | None = None, every_n_env_steps: NonNegativeInt = 500_000, save_last: bool = True) -> None:
+    def __init__(
+        self, dirpath: str | None = None, every_n_env_steps: NonNegativeInt = 500_000, save_last: bool = True
+    ) -> None:
         self.dirpath = dirpath
         self.every_n_env_steps = every_n_env_steps
         self.save_last = save_last

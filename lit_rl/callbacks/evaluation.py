@@ -47,13 +47,18 @@ class Evaluation(L.Callback):
         if trainer.is_global_zero:
             env = trainer.datamodule.make_env(self.num_episodes, self.seed + len(self.history), evaluation=True)
             try:
-                returns, lengths = run_episodes(pl_module.policy, env, seed=self.seed + len(self.history),
-                                                greedy=self.greedy)
+                returns, lengths = run_episodes(
+                    pl_module.policy, env, seed=self.seed + len(self.history), greedy=self.greedy
+                )
             finally:
                 env.close()
             self.history.append((env_steps, returns, lengths))
-            metrics = {"eval/episode_return": float(returns.mean()), "eval/episode_return_std": float(returns.std()),
-                       "eval/episode_length": float(lengths.mean()), "env_steps": float(env_steps)}
+            metrics = {
+                "eval/episode_return": float(returns.mean()),
+                "eval/episode_return_std": float(returns.std()),
+                "eval/episode_length": float(lengths.mean()),
+                "env_steps": float(env_steps),
+            }
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=env_steps)
             label = "Final evaluation" if final else "Evaluation"

@@ -40,7 +40,7 @@ class RolloutDataModule(L.LightningDataModule):
         seed: Base env seed; rank ``r``'s env ``i`` gets ``seed + r * num_envs + i``.
         backend: Env backend, see :func:`lit_rl.envs.factory.make_vector_env`.
         vectorization: ``sync`` or ``async`` for the gymnasium backend.
-        atari: The Atari protocol (ignored for non-Atari ids).
+        atari: The Atari protocol (ignored for non-Atari ids); ``None`` uses the defaults.
     """
 
     def __init__(
@@ -54,12 +54,16 @@ class RolloutDataModule(L.LightningDataModule):
         seed: NonNegativeInt = 1,
         backend: Backend = "auto",
         vectorization: Vectorization = "sync",
-        atari: AtariOptions = AtariOptions(),
+        atari: AtariOptions | None = None,
     ) -> None:
         super().__init__()
         check_env_id(env_id)
-        for name, value in (("num_envs", num_envs), ("num_steps", num_steps),
-                            ("num_minibatches", num_minibatches), ("update_epochs", update_epochs)):
+        for name, value in (
+            ("num_envs", num_envs),
+            ("num_steps", num_steps),
+            ("num_minibatches", num_minibatches),
+            ("update_epochs", update_epochs),
+        ):
             if value < 1:
                 raise ConfigError(f"data.{name}={value}; expected a positive integer")
         if (num_envs * num_steps) % num_minibatches:
@@ -73,7 +77,8 @@ class RolloutDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.env_id, self.num_envs, self.num_steps = env_id, num_envs, num_steps
         self.num_minibatches, self.update_epochs, self.seed = num_minibatches, update_epochs, seed
-        self.backend, self.vectorization, self.atari = backend, vectorization, atari
+        self.backend, self.vectorization = backend, vectorization
+        self.atari = atari if atari is not None else AtariOptions()
         self._env_spec: EnvSpec | None = None
         self.collector: RolloutCollector | None = None
 
@@ -94,7 +99,7 @@ class RolloutDataModule(L.LightningDataModule):
             try:
                 space, action_space = env.single_observation_space, env.single_action_space
                 if not hasattr(action_space, "n"):
-                    raise ConfigError(f"{self.env_id} has action space {action_space}; lit_rl supports Discrete actions")
+                    raise ConfigError(f"{self.env_id} has actions {action_space}; lit_rl supports Discrete actions")
                 dtype = "uint8" if space.dtype == "uint8" else "float32"
                 self._env_spec = EnvSpec(tuple(space.shape), dtype, int(action_space.n), self.num_envs)
             finally:
@@ -104,8 +109,13 @@ class RolloutDataModule(L.LightningDataModule):
     def make_env(self, num_envs: int, seed: int, evaluation: bool = False) -> VectorEnv:
         """A vector env with this datamodule's settings (``evaluation``: raw full-game episodes)."""
         return make_vector_env(
-            self.env_id, num_envs=num_envs, seed=seed, backend=self.backend, atari=self.atari,
-            vectorization=self.vectorization, evaluation=evaluation,
+            self.env_id,
+            num_envs=num_envs,
+            seed=seed,
+            backend=self.backend,
+            atari=self.atari,
+            vectorization=self.vectorization,
+            evaluation=evaluation,
         )
 
     def setup(self, stage: str) -> None:

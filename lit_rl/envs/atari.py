@@ -105,8 +105,13 @@ def make_atari_env(env_id: str, options: AtariOptions) -> gym.Env:
         max_episode_steps=None,
     )
     env = gym.wrappers.AtariPreprocessing(
-        env, noop_max=options.noop_max, frame_skip=options.frame_skip, screen_size=options.screen_size,
-        terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False,
+        env,
+        noop_max=options.noop_max,
+        frame_skip=options.frame_skip,
+        screen_size=options.screen_size,
+        terminal_on_life_loss=False,
+        grayscale_obs=True,
+        scale_obs=False,
     )
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if options.terminal_on_life_loss:
@@ -170,15 +175,20 @@ def make_ale_vector_env(game: str, num_envs: int, options: AtariOptions, num_thr
     from ale_py.vector_env import AtariVectorEnv
 
     env = AtariVectorEnv(
-        game, num_envs,
+        game,
+        num_envs,
         num_threads=num_threads,
         max_num_frames_per_episode=options.max_episode_frames,
         repeat_action_probability=options.sticky_action_prob,
         full_action_space=options.full_action_space,
         autoreset_mode=AutoresetMode.SAME_STEP,
-        img_height=options.screen_size, img_width=options.screen_size,
-        stack_num=options.frame_stack, frameskip=options.frame_skip,
+        img_height=options.screen_size,
+        img_width=options.screen_size,
+        stack_num=options.frame_stack,
+        frameskip=options.frame_skip,
         noop_max=options.noop_max,
-        episodic_life=False, reward_clipping=False, use_fire_reset=options.fire_reset,
+        episodic_life=False,
+        reward_clipping=False,
+        use_fire_reset=options.fire_reset,
     )
     return AleVectorProtocol(env, terminal_on_life_loss=options.terminal_on_life_loss, clip_reward=options.clip_reward)

@@ -5,8 +5,8 @@ Every vector env from :func:`lit_rl.envs.factory.make_vector_env` uses gymnasium
 time limit, never a training-only life loss), ``episode["r"]`` (the raw, unclipped return) and
 ``episode["l"]`` (its length in agent steps) with the boolean mask ``_episode``, as gymnasium's
 ``RecordEpisodeStatistics`` does. gymnasium's vector envs put them in ``info["final_info"]`` (the info
-of the final step, since the returned info belongs to the reset); ale-py's C++ backend in ``info``. The observation that ended an episode is in
-``info["final_obs"]`` (rows where ``info["_final_obs"]``).
+of the final step, since the returned info belongs to the reset); ale-py's C++ backend in ``info``.
+The observation that ended an episode is in ``info["final_obs"]`` (rows where ``info["_final_obs"]``).
 """
 
 from __future__ import annotations

@@ -74,8 +74,16 @@ def test_constant_value_terminal_reward_closed_form() -> None:
     zeros = torch.zeros(T, 1, dtype=torch.float64)
     terminated = torch.zeros(T, 1, dtype=torch.bool)
     terminated[-1] = True
-    adv, ret = compute_gae(rewards, zeros, torch.full((1,), 5.0, dtype=torch.float64), terminated,
-                           torch.zeros_like(terminated), zeros, gamma=gamma, gae_lambda=lam)
+    adv, ret = compute_gae(
+        rewards,
+        zeros,
+        torch.full((1,), 5.0, dtype=torch.float64),
+        terminated,
+        torch.zeros_like(terminated),
+        zeros,
+        gamma=gamma,
+        gae_lambda=lam,
+    )
     expected = torch.tensor([(gamma * lam) ** (T - 1 - t) for t in range(T)], dtype=torch.float64)
     assert_close(adv[:, 0], expected)
     assert_close(ret[:, 0], expected)
@@ -88,8 +96,16 @@ def test_truncation_bootstraps_from_final_value_not_next_row() -> None:
     truncated = torch.tensor([[True], [False]])
     terminated = torch.zeros_like(truncated)
     final_values = torch.tensor([[3.0], [0.0]], dtype=torch.float64)
-    adv, _ = compute_gae(rewards, values, torch.zeros(1, dtype=torch.float64), terminated, truncated,
-                         final_values, gamma=0.5, gae_lambda=1.0)
+    adv, _ = compute_gae(
+        rewards,
+        values,
+        torch.zeros(1, dtype=torch.float64),
+        terminated,
+        truncated,
+        final_values,
+        gamma=0.5,
+        gae_lambda=1.0,
+    )
     assert adv[0, 0].item() == pytest.approx(1.0 + 0.5 * 3.0)
 
 

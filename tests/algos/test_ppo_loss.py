@@ -45,8 +45,20 @@ def written_out(clip, vf_coef, ent_coef, norm_adv, clip_vloss):
 @pytest.mark.parametrize("norm_adv", [True, False])
 @pytest.mark.parametrize("clip_vloss", [True, False])
 def test_matches_written_out_formula(norm_adv: bool, clip_vloss: bool) -> None:
-    out = ppo_loss(NEW_LP, OLD_LP, ADV, NEW_V, OLD_V, RET, ENT, clip_coef=0.2, vf_coef=0.5, ent_coef=0.01,
-                   norm_adv=norm_adv, clip_vloss=clip_vloss)
+    out = ppo_loss(
+        NEW_LP,
+        OLD_LP,
+        ADV,
+        NEW_V,
+        OLD_V,
+        RET,
+        ENT,
+        clip_coef=0.2,
+        vf_coef=0.5,
+        ent_coef=0.01,
+        norm_adv=norm_adv,
+        clip_vloss=clip_vloss,
+    )
     pl, vl, ent, total = written_out(0.2, 0.5, 0.01, norm_adv, clip_vloss)
     assert out.policy_loss.item() == pytest.approx(pl, rel=1e-5)
     assert out.value_loss.item() == pytest.approx(vl, rel=1e-5)
@@ -88,8 +100,19 @@ def test_gradient_routing() -> None:
 def test_clipped_samples_have_no_policy_gradient() -> None:
     """Positive advantage and ratio above 1 + ε: the clipped branch is active, gradient is zero."""
     lp = torch.tensor([0.5], requires_grad=True)
-    out = ppo_loss(lp, torch.zeros(1), torch.ones(1), torch.zeros(1), torch.zeros(1), torch.zeros(1), torch.zeros(1),
-                   clip_coef=0.2, vf_coef=0.0, ent_coef=0.0, norm_adv=False)
+    out = ppo_loss(
+        lp,
+        torch.zeros(1),
+        torch.ones(1),
+        torch.zeros(1),
+        torch.zeros(1),
+        torch.zeros(1),
+        torch.zeros(1),
+        clip_coef=0.2,
+        vf_coef=0.0,
+        ent_coef=0.0,
+        norm_adv=False,
+    )
     (grad,) = torch.autograd.grad(out.policy_loss, (lp,))
     assert grad.item() == 0.0
 

@@ -56,8 +56,17 @@ def test_rejects_next_step_autoreset() -> None:
 def test_minibatches_cover_each_epoch_once() -> None:
     T, N = 8, 4
     z = torch.zeros(T, N)
-    rollout = Rollout(obs=torch.zeros(T, N, 1), actions=torch.arange(T * N).reshape(T, N), log_probs=z, values=z,
-                      rewards=z, terminated=z.bool(), truncated=z.bool(), final_values=z, last_value=torch.zeros(N))
+    rollout = Rollout(
+        obs=torch.zeros(T, N, 1),
+        actions=torch.arange(T * N).reshape(T, N),
+        log_probs=z,
+        values=z,
+        rewards=z,
+        terminated=z.bool(),
+        truncated=z.bool(),
+        final_values=z,
+        last_value=torch.zeros(N),
+    )
     rollout = dataclasses.replace(rollout, advantages=z, returns=z)
     dm = RolloutDataModule("CartPole-v1", num_envs=N, num_steps=T, num_minibatches=4, update_epochs=3)
     batches = list(dm.minibatches(rollout, generator=torch.Generator().manual_seed(0)))

@@ -11,8 +11,12 @@ def make_rollout(T: int = 3, N: int = 2) -> Rollout:
     return Rollout(
         obs=torch.arange(T * N * 4, dtype=torch.uint8).reshape(T, N, 4),
         actions=torch.arange(T * N).reshape(T, N),
-        log_probs=z.clone(), values=torch.arange(T * N, dtype=torch.float32).reshape(T, N),
-        rewards=z.clone(), terminated=z.bool(), truncated=z.bool(), final_values=z.clone(),
+        log_probs=z.clone(),
+        values=torch.arange(T * N, dtype=torch.float32).reshape(T, N),
+        rewards=z.clone(),
+        terminated=z.bool(),
+        truncated=z.bool(),
+        final_values=z.clone(),
         last_value=torch.zeros(N),
     )
 
