@@ -11,9 +11,11 @@ from lit_rl.specs import EnvSpec
 
 
 @pytest.fixture(autouse=True)
-def _seeded() -> None:
+def _seeded_in_tmp_dir(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed the global RNGs and run in a temporary directory, so runs/ and config.yaml stay out of the repo."""
     torch.manual_seed(0)
     np.random.seed(0)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

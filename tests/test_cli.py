@@ -34,7 +34,17 @@ def test_print_config_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[
     cfg = yaml.safe_load(printed)
     assert cfg["model"]["gamma"] == 0.97
     assert cfg["model"]["extractor"]["class_path"] == "lit_rl.models.extractors.mlp.MLP"
-    cli = run(["fit", "--config", str(dumped), "--trainer.fast_dev_run=1", "--trainer.logger=false", *TINY])
+    cli = run(
+        [
+            "fit",
+            "--config",
+            str(dumped),
+            "--trainer.fast_dev_run=1",
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path}",
+            *TINY,
+        ]
+    )
     assert cli.model.gamma == 0.97
 
 
@@ -108,3 +118,20 @@ def test_cnn_on_vector_observations_is_one_clear_line(capsys: pytest.CaptureFixt
     assert exit_info.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "NatureCNN needs image observations" in err[0] and "obs_shape=(4,)" in err[0]
+
+
+def test_module_entry_point_reports_bad_input_in_one_line() -> None:
+    """``python -m lit_rl`` in a real process: exit code 2, one line on stderr, no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_rl", "fit", "--config", QUICKSTART, "--data.env_id", "Nope-v0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("Seed set")]
+    assert lines == ["lit-rl: error: unknown env id 'Nope-v0': see gymnasium.pprint_registry()"]

@@ -129,6 +129,7 @@ class PPO(L.LightningModule):
         self.current_clip_coef = clip_coef
         self._stop_update = False
         self._epoch_start = (time.perf_counter(), 0)
+        self._update_end = self._epoch_start[0]
         # Per-update sums of the loss terms: one fused add per minibatch, no host sync.
         self.register_buffer("_loss_sums", torch.zeros(len(LOSS_KEYS)), persistent=False)
         self.register_buffer("_loss_count", torch.zeros(()), persistent=False)
@@ -254,11 +255,17 @@ class PPO(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = (time.perf_counter(), int(self.env_steps))
+        self._update_end = self._epoch_start[0]
+
+    def on_train_batch_end(self, outputs: Tensor, batch: Rollout, batch_idx: int) -> None:
+        # Lightning runs callbacks' epoch-end hooks (evaluation, checkpoints) before the module's,
+        # so steps/s is measured to the end of the last minibatch: collection + update only.
+        self._update_end = time.perf_counter()
 
     def on_train_epoch_end(self) -> None:
         start_time, start_steps = self._epoch_start
         env_steps = int(self.env_steps)
-        sps = (env_steps - start_steps) / max(time.perf_counter() - start_time, 1e-9)
+        sps = (env_steps - start_steps) / max(self._update_end - start_time, 1e-9)
         metrics = {
             "env_steps": float(env_steps),
             "perf/sps": sps,
