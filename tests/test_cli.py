@@ -134,4 +134,5 @@ def test_module_entry_point_reports_bad_input_in_one_line() -> None:
     )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("Seed set")]
-    assert lines == ["lit-rl: error: unknown env id 'Nope-v0': see gymnasium.pprint_registry()"]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("lit-rl: error: unknown env id 'Nope-v0'")

@@ -152,10 +152,8 @@ class PPO(L.LightningModule):
     def _apply_schedules(self) -> None:
         """Set lr and clip range from the env steps done before this rollout (cleanrl's ``frac``)."""
         frac = self.progress_remaining
-        optimizer = self.optimizers().optimizer if self._trainer is not None else None
-        if optimizer is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * frac if self.anneal_lr else group["initial_lr"]
+        for group in self.optimizers().param_groups:
+            group["lr"] = group["initial_lr"] * frac if self.anneal_lr else group["initial_lr"]
         self.current_clip_coef = self.clip_coef * frac if self.anneal_clip else self.clip_coef
 
     # -- rollout processing (called by the datamodule) ------------------------------------------
