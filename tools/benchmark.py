@@ -136,7 +136,7 @@ def env_only(env_id: str, system: str, rollouts: int) -> float:
         env.reset()
     else:
         backend = system.removeprefix("env_lit_rl_")
-        env = make_vector_env(env_id, num_envs=NUM_ENVS, seed=SEED, backend=backend)
+        env = make_vector_env(env_id, num_envs=NUM_ENVS, backend=backend)
         env.reset(seed=SEED)
     try:
         # gymnasium vector envs batch their action space; SB3's VecEnv keeps the single one.

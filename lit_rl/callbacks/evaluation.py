@@ -45,7 +45,7 @@ class Evaluation(L.Callback):
             return
         self._last_step = env_steps
         if trainer.is_global_zero:
-            env = trainer.datamodule.make_env(self.num_episodes, self.seed + len(self.history), evaluation=True)
+            env = trainer.datamodule.make_env(self.num_episodes, evaluation=True)
             try:
                 returns, lengths = run_episodes(
                     pl_module.policy, env, seed=self.seed + len(self.history), greedy=self.greedy

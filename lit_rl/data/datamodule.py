@@ -95,7 +95,7 @@ class RolloutDataModule(L.LightningDataModule):
     def env_spec(self) -> EnvSpec:
         """Observation shape/dtype and action count, from one probe env closed at once."""
         if self._env_spec is None:
-            env = self.make_env(num_envs=1, seed=self.seed)
+            env = self.make_env(num_envs=1)
             try:
                 space, action_space = env.single_observation_space, env.single_action_space
                 if not hasattr(action_space, "n"):
@@ -106,12 +106,14 @@ class RolloutDataModule(L.LightningDataModule):
                 env.close()
         return self._env_spec
 
-    def make_env(self, num_envs: int, seed: int, evaluation: bool = False) -> VectorEnv:
-        """A vector env with this datamodule's settings (``evaluation``: raw full-game episodes)."""
+    def make_env(self, num_envs: int, evaluation: bool = False) -> VectorEnv:
+        """A vector env with this datamodule's settings (``evaluation``: raw full-game episodes).
+
+        Seed it with its first ``reset(seed=...)``.
+        """
         return make_vector_env(
             self.env_id,
             num_envs=num_envs,
-            seed=seed,
             backend=self.backend,
             atari=self.atari,
             vectorization=self.vectorization,
@@ -123,7 +125,7 @@ class RolloutDataModule(L.LightningDataModule):
             rank = self.trainer.global_rank if self.trainer is not None else 0
             seed = self.seed + rank * self.num_envs
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-            self.collector = RolloutCollector(self.make_env(self.num_envs, seed), self.num_steps, seed, device)
+            self.collector = RolloutCollector(self.make_env(self.num_envs), self.num_steps, seed, device)
 
     def teardown(self, stage: str) -> None:
         if stage == "fit" and self.collector is not None:

@@ -39,7 +39,6 @@ def make_vector_env(
     env_id: str,
     *,
     num_envs: int,
-    seed: int,
     backend: Backend = "auto",
     atari: AtariOptions | None = None,
     vectorization: Vectorization = "sync",
@@ -50,7 +49,6 @@ def make_vector_env(
     Args:
         env_id: Any registered gymnasium id; ALE games get the Atari protocol of ``atari``.
         num_envs: Number of parallel environments.
-        seed: Base seed; env ``i`` is seeded with ``seed + i`` at the first ``reset(seed=seed)``.
         backend: ``"gymnasium"`` (wrappers per env), ``"ale_vector"`` (ale-py's C++ vector env,
             Atari only) or ``"auto"`` (``ale_vector`` for Atari, else ``gymnasium``).
         atari: Atari protocol; ``None`` uses :class:`AtariOptions` defaults.
@@ -59,7 +57,8 @@ def make_vector_env(
         evaluation: Full-game episodes and raw rewards (no life-loss terminal, no clipping).
 
     Returns:
-        A gymnasium ``VectorEnv`` in ``SAME_STEP`` autoreset mode. Call ``reset(seed=seed)`` first.
+        A gymnasium ``VectorEnv`` in ``SAME_STEP`` autoreset mode. Seed it with its first
+        ``reset(seed=s)``: env ``i`` gets ``s + i`` (both backends).
     """
     check_env_id(env_id)
     if num_envs < 1:

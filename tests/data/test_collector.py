@@ -18,7 +18,7 @@ from lit_rl.models.extractors.mlp import MLP
 
 
 def test_truncation_is_bootstrapped_and_recorded() -> None:
-    env = make_vector_env("lit_rl_test/ConstantReward-v0", num_envs=2, seed=0)  # TimeLimit 50
+    env = make_vector_env("lit_rl_test/ConstantReward-v0", num_envs=2)  # TimeLimit 50
     policy = ActorCritic((2,), 2, MLP)
     collector = RolloutCollector(env, num_steps=60, seed=0, device=torch.device("cpu"))
     rollout, episodes = collector.collect(policy)
@@ -34,7 +34,7 @@ def test_truncation_is_bootstrapped_and_recorded() -> None:
 
 
 def test_next_rollout_continues_from_the_last_observation() -> None:
-    env = make_vector_env("CartPole-v1", num_envs=3, seed=4)
+    env = make_vector_env("CartPole-v1", num_envs=3)
     policy = ActorCritic((4,), 2, MLP)
     collector = RolloutCollector(env, num_steps=5, seed=4, device=torch.device("cpu"))
     first, _ = collector.collect(policy)

@@ -80,7 +80,7 @@ def play(env: VectorEnv, actions: np.ndarray, *, seed: int, until_game_over: boo
 
 
 def make(env_id: str, backend: str, num_envs: int = 1, **options) -> VectorEnv:
-    return make_vector_env(env_id, num_envs=num_envs, seed=0, backend=backend, atari=AtariOptions(**options))
+    return make_vector_env(env_id, num_envs=num_envs, backend=backend, atari=AtariOptions(**options))
 
 
 @pytest.fixture(scope="module", params=["gymnasium", "ale_vector"])
@@ -272,7 +272,7 @@ def test_without_life_loss_terminal_terminated_only_at_game_over(backend: str) -
 
 @atari
 def test_evaluation_env_plays_full_games_with_raw_rewards(backend: str) -> None:
-    env = make_vector_env(SPACE_INVADERS, num_envs=1, seed=0, backend=backend, atari=AtariOptions(), evaluation=True)
+    env = make_vector_env(SPACE_INVADERS, num_envs=1, backend=backend, atari=AtariOptions(), evaluation=True)
     run = play(env, random_actions(env, seed=2), seed=2, until_game_over=True)
     env.close()
     end = run.first_game_end(0)
@@ -342,7 +342,7 @@ def test_env_id_only_selects_the_game(backend: str, pong: Play, env_id: str) -> 
     # ALE/Pong-v5 defaults to frame skip 4 and sticky actions 0.25, Pong-v4 to a random frame skip
     # in [2, 5); AtariOptions overrides them, so both play PongNoFrameskip-v4's game.
     reference = pong
-    env = make_vector_env(env_id, num_envs=1, seed=0, backend=backend)
+    env = make_vector_env(env_id, num_envs=1, backend=backend)
     run = play(env, reference.arrays("actions"), seed=0)
     env.close()
     np.testing.assert_array_equal(run.arrays("obs"), reference.arrays("obs"))

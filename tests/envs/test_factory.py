@@ -39,14 +39,14 @@ def test_check_env_id_without_close_match_points_to_the_registry() -> None:
 
 def test_make_vector_env_rejects_unknown_ids_and_bad_sizes() -> None:
     with pytest.raises(ConfigError, match="CartPole-v1"):
-        make_vector_env("CartPol-v1", num_envs=1, seed=0)
+        make_vector_env("CartPol-v1", num_envs=1)
     with pytest.raises(ConfigError, match="num_envs=0"):
-        make_vector_env("CartPole-v1", num_envs=0, seed=0)
+        make_vector_env("CartPole-v1", num_envs=0)
 
 
 def test_ale_vector_backend_needs_an_atari_id() -> None:
     with pytest.raises(ConfigError, match=r"ale_vector.*CartPole-v1"):
-        make_vector_env("CartPole-v1", num_envs=1, seed=0, backend="ale_vector")
+        make_vector_env("CartPole-v1", num_envs=1, backend="ale_vector")
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_is_atari(env_id: str, expected: bool) -> None:
 @pytest.mark.parametrize("vectorization", ["sync", "async"])
 def test_cartpole_float32_observations_and_raw_episode_statistics(vectorization: str) -> None:
     num_envs = 3
-    env = make_vector_env("CartPole-v1", num_envs=num_envs, seed=0, vectorization=vectorization, atari=None)
+    env = make_vector_env("CartPole-v1", num_envs=num_envs, vectorization=vectorization, atari=None)
     try:
         assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
         assert env.single_observation_space.shape == (4,)
@@ -108,7 +108,7 @@ def test_cartpole_float32_observations_and_raw_episode_statistics(vectorization:
 
 def test_cartpole_same_seed_same_observations() -> None:
     def observations(seed: int) -> np.ndarray:
-        env = make_vector_env("CartPole-v1", num_envs=2, seed=seed, backend="gymnasium")
+        env = make_vector_env("CartPole-v1", num_envs=2, backend="gymnasium")
         obs = [env.reset(seed=seed)[0]]
         for action in np.random.default_rng(0).integers(2, size=(50, 2)):
             obs.append(env.step(action)[0])
@@ -122,11 +122,11 @@ def test_cartpole_same_seed_same_observations() -> None:
 @pytest.mark.atari
 def test_auto_backend_uses_ale_vector_for_atari() -> None:
     # The C++ env's info carries "env_id"; gymnasium's Atari stack does not.
-    env = make_vector_env("PongNoFrameskip-v4", num_envs=1, seed=0)
+    env = make_vector_env("PongNoFrameskip-v4", num_envs=1)
     _, info = env.reset(seed=0)
     env.close()
     np.testing.assert_array_equal(info["env_id"], [0])
-    env = make_vector_env("PongNoFrameskip-v4", num_envs=1, seed=0, backend="gymnasium")
+    env = make_vector_env("PongNoFrameskip-v4", num_envs=1, backend="gymnasium")
     _, info = env.reset(seed=0)
     env.close()
     assert "env_id" not in info

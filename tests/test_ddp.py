@@ -1,0 +1,47 @@
+"""Two-process DDP on CPU (gloo): global env steps count both ranks, and a target_kl stop does not hang."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from lit_rl.algos.ppo import PPO
+
+QUICKSTART = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
+
+
+def test_two_rank_ddp_counts_all_ranks_and_ends_with_target_kl(tmp_path: Path) -> None:
+    # 8 envs x 32 steps per rank per rollout: 512 global env steps per rollout, budget 2,048 = 4 rollouts.
+    # target_kl this low stops every update early; ranks agree on the stop (KL averaged over ranks).
+    cmd = [
+        sys.executable,
+        "-m",
+        "lit_rl",
+        "fit",
+        "--config",
+        QUICKSTART,
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false",
+        "--model.total_env_steps=2048",
+        "--model.target_kl=0.0001",
+        "--evaluation.num_episodes=2",
+        "--evaluation.every_n_env_steps=0",
+        "--checkpoint.every_n_env_steps=0",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Final evaluation at 2,048 env steps" in proc.stdout + proc.stderr
+    (last,) = tmp_path.rglob("last.ckpt")
+    restored = PPO.load_from_checkpoint(last, weights_only=True)
+    assert int(restored.env_steps) == 2048
+    # 4 rollouts (epochs 0..3), not 8: each rollout counted the env steps of both ranks.
+    assert torch.load(last, weights_only=True)["epoch"] == 3
+    # Early stops happened (the update count is below 4 rollouts x 20 minibatches) but updates did run.
+    assert 0 < int(restored.num_updates) < 4 * 20
+    assert all(torch.isfinite(p).all() for p in restored.parameters())
