@@ -51,7 +51,7 @@ class EnvStepCheckpoint(L.Callback):
         tmp = path.with_name(path.name + ".tmp")
         if trainer.is_global_zero:
             path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # full: optimiser and callback state too
         if trainer.is_global_zero:
             os.replace(tmp, path)
             self.saved.append(path)
