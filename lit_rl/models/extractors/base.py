@@ -6,13 +6,14 @@ Borrowed from Stable-Baselines3's ``BaseFeaturesExtractor`` (``features_dim``, t
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 
-class FeatureExtractor(nn.Module):
+class FeatureExtractor(nn.Module, abc.ABC):
     """Maps float observations ``[B, *obs_shape]`` to features ``[B, out_dim]``.
 
     Subclasses take ``obs_shape`` as their first positional argument, keyword-only
@@ -39,8 +40,9 @@ class FeatureExtractor(nn.Module):
         self.out_dim = int(out.shape[1])
         return self.out_dim
 
-    def forward(self, obs: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, obs: Tensor) -> Tensor:
+        """``[B, *obs_shape]`` float observations to ``[B, out_dim]`` features."""
 
 
 #: What YAML configures: a class path whose ``obs_shape`` the policy supplies.

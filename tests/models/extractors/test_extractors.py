@@ -60,3 +60,13 @@ def test_orthogonal_trunk_init_gain() -> None:
     s = torch.linalg.svdvals(w)
     assert torch.allclose(s, torch.full_like(s, 2**0.5), atol=1e-4)
     assert SmallCNN((4, 84, 84)).l1[0].bias.abs().max() == 0
+
+
+def test_extractor_without_forward_cannot_be_built() -> None:
+    from lit_rl.models.extractors.base import FeatureExtractor
+
+    class NoForward(FeatureExtractor):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoForward((4,))
