@@ -79,5 +79,6 @@ def _quiet_known_warnings() -> None:
         ".*smaller than the logging interval.*",  # PPO logs once per rollout, against env steps
         ".*overridden `transfer_batch_to_device`.*",  # rollouts are dataclasses, moved by Rollout.to
         ".*isinstance\\(treespec, LeafSpec\\).*",  # Lightning 2.6 with torch 2.14
+        ".*Total length of `list` across ranks is zero.*",  # no validation loop during fit (see datamodule)
     ):
         warnings.filterwarnings("ignore", message=message)

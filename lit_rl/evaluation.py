@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
@@ -10,10 +12,25 @@ from lit_rl.envs.episode_stats import finished_episodes
 from lit_rl.models.actor_critic import ActorCritic
 
 
+@dataclass(frozen=True)
+class EpisodeResults:
+    """Raw full-game returns and lengths (agent steps) of evaluation episodes, in env order. Shapes: ``[K]``."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+
+    def summary(self) -> str:
+        """``"return 20.40 ± 1.36 (mean ± std over 5 episodes)"``."""
+        return (
+            f"return {self.returns.mean():.2f} ± {self.returns.std():.2f} "
+            f"(mean ± std over {len(self.returns)} episodes)"
+        )
+
+
 @torch.inference_mode()
 def run_episodes(
     policy: ActorCritic, env: VectorEnv, *, seed: int, greedy: bool = False, max_steps: int = 1_000_000
-) -> tuple[np.ndarray, np.ndarray]:
+) -> EpisodeResults:
     """The first episode of every env of ``env``, with raw returns.
 
     Args:
@@ -24,7 +41,7 @@ def run_episodes(
         max_steps: Safety cap on vector steps.
 
     Returns:
-        ``(returns, lengths)``, each ``[num_envs]``, in env order.
+        The :class:`EpisodeResults` of the ``num_envs`` episodes, in env order.
     """
     device = next(policy.parameters()).device
     n = env.num_envs
@@ -45,4 +62,4 @@ def run_episodes(
     policy.train(was_training)
     if np.isnan(returns).any():
         raise RuntimeError(f"evaluation episodes did not end within {max_steps} steps")
-    return returns, lengths
+    return EpisodeResults(returns, lengths)

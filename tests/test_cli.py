@@ -55,7 +55,7 @@ def test_checkpoint_alone_rebuilds_the_agent(tmp_path: Path) -> None:
             "--config",
             QUICKSTART,
             "--model.total_env_steps=512",
-            "--evaluation.num_episodes=2",
+            "--data.eval_episodes=2",
             f"--trainer.logger.init_args.save_dir={tmp_path}",
             "--trainer.enable_progress_bar=false",
         ]

@@ -1,4 +1,5 @@
-"""Two-process DDP on CPU (gloo): global env steps count both ranks, and a target_kl stop does not hang."""
+"""Two-process DDP on CPU (gloo): global env steps count both ranks, a target_kl stop does not hang, and
+only rank 0 evaluates while the other waits."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lit_rl.algos.ppo import PPO
@@ -30,13 +32,26 @@ def test_two_rank_ddp_counts_all_ranks_and_ends_with_target_kl(tmp_path: Path) -
         "--trainer.enable_progress_bar=false",
         "--model.total_env_steps=2048",
         "--model.target_kl=0.0001",
-        "--evaluation.num_episodes=2",
-        "--evaluation.every_n_env_steps=0",
-        "--checkpoint.every_n_env_steps=0",
+        "--data.eval_episodes=2",
+        "--evaluation.every_n_env_steps=1024",
+        "--checkpoint.every_n_env_steps=1024",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, check=False, cwd=tmp_path)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Final evaluation at 2,048 env steps" in proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    # Only global rank 0 evaluates (once per period), the other rank waits at the barrier.
+    assert output.count("Evaluation at 1,024 env steps") == 1
+    assert output.count("Final evaluation at 2,048 env steps") == 1
+    (npz,) = tmp_path.rglob("evaluations.npz")
+    data = np.load(npz)
+    np.testing.assert_array_equal(data["timesteps"], [1024, 2048])
+    assert data["results"].shape == data["ep_lengths"].shape == (2, 2)
+    names = sorted(p.name for p in tmp_path.rglob("*.ckpt"))
+    assert names == [
+        "CartPole_quickstart_1_model_checkpoint_1024_steps.ckpt",
+        "CartPole_quickstart_1_model_checkpoint_2048_steps.ckpt",
+        "last.ckpt",
+    ]
     (last,) = tmp_path.rglob("last.ckpt")
     restored = PPO.load_from_checkpoint(last, weights_only=True)
     assert int(restored.env_steps) == 2048

@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MeanMetric
 
@@ -23,6 +24,7 @@ from lit_rl.algos.ppo_loss import PPOLossOutput, ppo_loss
 from lit_rl.data.collector import EpisodeStats
 from lit_rl.data.rollout import Rollout
 from lit_rl.errors import ConfigError
+from lit_rl.evaluation import EpisodeResults
 from lit_rl.models.actor_critic import ActorCritic
 from lit_rl.models.extractors.base import ExtractorFactory
 from lit_rl.models.extractors.mlp import MLP
@@ -49,7 +51,8 @@ class PPO(L.LightningModule):
     Adam step per minibatch, gradient-norm clipping, ``target_kl`` early stop),
     ``on_train_batch_start`` (ends the update after an early stop), ``on_train_epoch_start`` /
     ``on_train_epoch_end`` (timing, logging against env steps, the budget), and
-    ``transfer_batch_to_device``. The datamodule calls :meth:`record_episodes` and
+    ``transfer_batch_to_device``, ``validation_step`` / ``test_step`` (log the evaluation episodes
+    the datamodule ran for ``lit-rl validate`` / ``test``). The datamodule calls :meth:`record_episodes` and
     :meth:`process_rollout` once per rollout.
 
     Args:
@@ -192,9 +195,14 @@ class PPO(L.LightningModule):
             group.setdefault("initial_lr", group["lr"])
         return optimizer
 
-    def transfer_batch_to_device(self, batch: Rollout, device: torch.device, dataloader_idx: int) -> Rollout:
+    def transfer_batch_to_device(
+        self, batch: Rollout | EpisodeResults, device: torch.device, dataloader_idx: int
+    ) -> Rollout | EpisodeResults:
         # Rollouts are collected on the module's device already; move only if they are not.
-        return batch if batch.actions.device == device else batch.to(device)
+        # Evaluation results are host arrays of raw scores and stay there.
+        if not isinstance(batch, Rollout) or batch.actions.device == device:
+            return batch
+        return batch.to(device)
 
     def on_train_batch_start(self, batch: Rollout, batch_idx: int) -> int | None:
         return -1 if self._stop_update else None  # -1 ends this epoch (= this update) on every rank
@@ -248,6 +256,27 @@ class PPO(L.LightningModule):
         if count.item() == 0:  # early stop before the first step: identical on every rank
             return {}
         return dict(zip(LOSS_KEYS, (sums / count).tolist(), strict=True))
+
+    # -- evaluating a checkpoint: lit-rl validate / lit-rl test ---------------------------------
+
+    def validation_step(self, batch: EpisodeResults, batch_idx: int) -> None:
+        self._log_episodes(batch, "val")
+
+    def test_step(self, batch: EpisodeResults, batch_idx: int) -> None:
+        self._log_episodes(batch, "test")
+
+    def _log_episodes(self, results: EpisodeResults, stage: str) -> None:
+        """Log mean, std and length over the episodes of every rank (the datamodule ran them)."""
+        returns = self.all_gather(torch.as_tensor(results.returns, dtype=torch.float64)).flatten()
+        lengths = self.all_gather(torch.as_tensor(results.lengths, dtype=torch.float64)).flatten()
+        gathered = EpisodeResults(returns.cpu().numpy(), lengths.cpu().numpy())
+        size = len(gathered.returns)
+        self.log(f"{stage}/episode_return", float(gathered.returns.mean()), batch_size=size)
+        self.log(f"{stage}/episode_return_std", float(gathered.returns.std()), batch_size=size)
+        self.log(f"{stage}/episode_length", float(gathered.lengths.mean()), batch_size=size)
+        rank_zero_info(
+            f"{'Validation' if stage == 'val' else 'Test'} at {int(self.env_steps):,} env steps: {gathered.summary()}"
+        )
 
     # -- logging against env steps --------------------------------------------------------------
 

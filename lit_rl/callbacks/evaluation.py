@@ -1,38 +1,43 @@
-"""Periodic and final evaluation on a separate env with raw full-game scores (spec §3)."""
+"""Periodic and final evaluation on a separate env with raw full-game scores (spec §3).
+
+Results go to TensorBoard (``eval/*`` against env steps) and to ``evaluations.npz`` in the run's log
+directory with the keys and shapes of RL Zoo's ``EvalCallback`` — ``timesteps [E]``,
+``results [E, K]``, ``ep_lengths [E, K]`` — so existing RL tooling reads it.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import lightning as L
 import numpy as np
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import NonNegativeInt
 from lightning.pytorch.utilities import rank_zero_info
 
-from lit_rl.evaluation import run_episodes
+from lit_rl.evaluation import EpisodeResults
 
 
 class Evaluation(L.Callback):
-    """Evaluates every ``every_n_env_steps`` and when the budget is reached; rank 0 only.
+    """Evaluates every ``every_n_env_steps`` and when the budget is reached, on global rank 0 only.
+
+    The other ranks wait at a barrier. The episodes (``data.eval_episodes``, sampled or greedy
+    actions: ``data.eval_greedy``) are run by the datamodule's :meth:`evaluate`. The history is
+    callback state, so a resumed run continues its ``evaluations.npz``.
 
     Args:
         every_n_env_steps: Evaluation period in env steps (0: only the final evaluation).
-        num_episodes: Full episodes per evaluation, one per env.
-        greedy: Greedy actions instead of sampled ones (the study samples).
-        seed: Seed of the evaluation envs' resets (offset by the evaluation index).
+        npz_name: File name in the run's log directory (``None``: no file).
     """
 
-    def __init__(
-        self,
-        every_n_env_steps: NonNegativeInt = 200_000,
-        num_episodes: PositiveInt = 5,
-        greedy: bool = False,
-        seed: int = 10_000,
-    ) -> None:
-        self.every_n_env_steps = every_n_env_steps
-        self.num_episodes = num_episodes
-        self.greedy = greedy
-        self.seed = seed
+    def __init__(self, every_n_env_steps: NonNegativeInt = 200_000, npz_name: str | None = "evaluations.npz") -> None:
+        self.every_n_env_steps = int(every_n_env_steps)
+        self.npz_name = npz_name
         self._last_step = 0
-        self.history: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.timesteps: list[int] = []
+        self.results: list[np.ndarray] = []
+        self.ep_lengths: list[np.ndarray] = []
 
     def _due(self, env_steps: int) -> bool:
         n = self.every_n_env_steps
@@ -41,29 +46,56 @@ class Evaluation(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         env_steps = int(pl_module.env_steps)
         final = pl_module.budget_reached
-        if not (self._due(env_steps) or final) or trainer.sanity_checking:
+        if not (self._due(env_steps) or final) or trainer.sanity_checking or env_steps == self._last_step:
             return
         self._last_step = env_steps
+        # trainer.log_dir is a collective under DDP: every rank asks for it, outside the rank-0 branch.
+        npz_path = Path(trainer.log_dir or ".") / self.npz_name if self.npz_name is not None else None
         if trainer.is_global_zero:
-            env = trainer.datamodule.make_env(self.num_episodes, evaluation=True)
-            try:
-                returns, lengths = run_episodes(
-                    pl_module.policy, env, seed=self.seed + len(self.history), greedy=self.greedy
-                )
-            finally:
-                env.close()
-            self.history.append((env_steps, returns, lengths))
-            metrics = {
-                "eval/episode_return": float(returns.mean()),
-                "eval/episode_return_std": float(returns.std()),
-                "eval/episode_length": float(lengths.mean()),
-                "env_steps": float(env_steps),
-            }
-            for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=env_steps)
+            results = trainer.datamodule.evaluate(pl_module.policy, index=len(self.timesteps))
+            self._record(trainer, env_steps, results, npz_path)
             label = "Final evaluation" if final else "Evaluation"
-            rank_zero_info(
-                f"{label} at {env_steps:,} env steps: return {returns.mean():.2f} ± {returns.std():.2f} "
-                f"(mean ± std over {len(returns)} episodes)"
-            )
+            rank_zero_info(f"{label} at {env_steps:,} env steps: {results.summary()}")
         trainer.strategy.barrier("evaluation")
+
+    def _record(self, trainer: L.Trainer, env_steps: int, results: EpisodeResults, npz_path: Path | None) -> None:
+        self.timesteps.append(env_steps)
+        self.results.append(results.returns)
+        self.ep_lengths.append(results.lengths)
+        metrics = {
+            "eval/episode_return": float(results.returns.mean()),
+            "eval/episode_return_std": float(results.returns.std()),
+            "eval/episode_length": float(results.lengths.mean()),
+            "env_steps": float(env_steps),
+        }
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=env_steps)
+        if npz_path is not None:
+            self.write_npz(npz_path)
+
+    def write_npz(self, path: Path) -> None:
+        """Write the history atomically (temporary file, then rename)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                timesteps=np.asarray(self.timesteps, dtype=np.int64),
+                results=np.stack(self.results).astype(np.float64),
+                ep_lengths=np.stack(self.ep_lengths).astype(np.int64),
+            )
+        os.replace(tmp, path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "last_step": self._last_step,
+            "timesteps": list(self.timesteps),
+            "results": [r.tolist() for r in self.results],
+            "ep_lengths": [r.tolist() for r in self.ep_lengths],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._last_step = int(state_dict["last_step"])
+        self.timesteps = [int(t) for t in state_dict["timesteps"]]
+        self.results = [np.asarray(r, dtype=np.float64) for r in state_dict["results"]]
+        self.ep_lengths = [np.asarray(r, dtype=np.int64) for r in state_dict["ep_lengths"]]

@@ -19,13 +19,18 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from lit_rl.data.collector import RolloutCollector
 from lit_rl.data.rollout import Rollout
-from lit_rl.envs.factory import Backend, Vectorization, check_env_id, make_vector_env
+from lit_rl.envs.factory import Backend, Vectorization, check_env_id, game_name, make_vector_env
 from lit_rl.envs.options import AtariOptions
 from lit_rl.errors import ConfigError
+from lit_rl.evaluation import EpisodeResults, run_episodes
 from lit_rl.specs import EnvSpec
 
 if TYPE_CHECKING:
     from lit_rl.algos.ppo import PPO
+    from lit_rl.models.actor_critic import ActorCritic
+
+#: Evaluation envs reset with seeds from ``seed + EVAL_SEED_OFFSET`` on, away from the training envs'.
+EVAL_SEED_OFFSET = 1_000_000
 
 
 class RolloutDataModule(L.LightningDataModule):
@@ -37,10 +42,14 @@ class RolloutDataModule(L.LightningDataModule):
         num_steps: Steps per env per rollout; ``batch_size = num_envs * num_steps``.
         num_minibatches: Minibatches per update epoch; must divide ``batch_size``.
         update_epochs: Passes over each rollout.
-        seed: Base env seed; rank ``r``'s env ``i`` gets ``seed + r * num_envs + i``.
+        seed: Base env seed; rank ``r``'s env ``i`` gets ``seed + r * num_envs + i``. ``None``: the
+            run's seed (``seed_everything``), so one override seeds networks and envs alike.
         backend: Env backend, see :func:`lit_rl.envs.factory.make_vector_env`.
         vectorization: ``sync`` or ``async`` for the gymnasium backend.
         atari: The Atari protocol (ignored for non-Atari ids); ``None`` uses the defaults.
+        eval_episodes: Full episodes per evaluation (during training and in ``validate``/``test``),
+            one per env of a separate evaluation env with raw full-game scores.
+        eval_greedy: Evaluate with the most likely action instead of a sampled one (the study samples).
     """
 
     def __init__(
@@ -51,10 +60,12 @@ class RolloutDataModule(L.LightningDataModule):
         num_steps: PositiveInt = 128,
         num_minibatches: PositiveInt = 4,
         update_epochs: PositiveInt = 4,
-        seed: NonNegativeInt = 1,
+        seed: NonNegativeInt | None = None,
         backend: Backend = "auto",
         vectorization: Vectorization = "sync",
         atari: AtariOptions | None = None,
+        eval_episodes: PositiveInt = 5,
+        eval_greedy: bool = False,
     ) -> None:
         super().__init__()
         check_env_id(env_id)
@@ -63,6 +74,7 @@ class RolloutDataModule(L.LightningDataModule):
             ("num_steps", num_steps),
             ("num_minibatches", num_minibatches),
             ("update_epochs", update_epochs),
+            ("eval_episodes", eval_episodes),
         ):
             if value < 1:
                 raise ConfigError(f"data.{name}={value}; expected a positive integer")
@@ -72,13 +84,15 @@ class RolloutDataModule(L.LightningDataModule):
                 f"num_envs * num_steps = {num_envs * num_steps} transitions; use a divisor of it"
             )
         # Plain ints (not jsonargparse's PositiveInt) so checkpoints load with weights_only.
-        num_envs, num_steps, seed = int(num_envs), int(num_steps), int(seed)
-        num_minibatches, update_epochs = int(num_minibatches), int(update_epochs)
+        num_envs, num_steps = int(num_envs), int(num_steps)
+        seed = None if seed is None else int(seed)
+        num_minibatches, update_epochs, eval_episodes = int(num_minibatches), int(update_epochs), int(eval_episodes)
         self.save_hyperparameters()
         self.env_id, self.num_envs, self.num_steps = env_id, num_envs, num_steps
-        self.num_minibatches, self.update_epochs, self.seed = num_minibatches, update_epochs, seed
+        self.num_minibatches, self.update_epochs, self._seed = num_minibatches, update_epochs, seed
         self.backend, self.vectorization = backend, vectorization
         self.atari = atari if atari is not None else AtariOptions()
+        self.eval_episodes, self.eval_greedy = eval_episodes, eval_greedy
         self._env_spec: EnvSpec | None = None
         self.collector: RolloutCollector | None = None
 
@@ -90,6 +104,16 @@ class RolloutDataModule(L.LightningDataModule):
     @property
     def minibatch_size(self) -> int:
         return self.batch_size // self.num_minibatches
+
+    @property
+    def seed(self) -> int:
+        """The env seed: ``data.seed``, or the run's seed (``torch.initial_seed()`` after ``seed_everything``)."""
+        return self._seed if self._seed is not None else torch.initial_seed() % 2**31
+
+    @property
+    def game(self) -> str:
+        """Short env name for file names: ``PongNoFrameskip-v4`` → ``Pong``."""
+        return game_name(self.env_id)
 
     @property
     def env_spec(self) -> EnvSpec:
@@ -127,6 +151,32 @@ class RolloutDataModule(L.LightningDataModule):
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
             self.collector = RolloutCollector(self.make_env(self.num_envs), self.num_steps, seed, device)
 
+    def evaluate(self, policy: ActorCritic, index: int = 0, rank: int = 0) -> EpisodeResults:
+        """``eval_episodes`` full episodes with ``policy`` on a fresh evaluation env.
+
+        Evaluation ``index`` of process ``rank`` resets with seeds disjoint from the training envs' and
+        from every other evaluation's.
+        """
+        env = self.make_env(self.eval_episodes, evaluation=True)
+        seed = self.seed + EVAL_SEED_OFFSET * (1 + rank) + index * self.eval_episodes
+        try:
+            return run_episodes(policy, env, seed=seed % 2**31, greedy=self.eval_greedy)
+        finally:
+            env.close()
+
+    def val_dataloader(self) -> DataLoader:
+        """``lit-rl validate``: one batch, the :class:`EpisodeResults` of ``eval_episodes`` episodes."""
+        return self._evaluation_loader()
+
+    def test_dataloader(self) -> DataLoader:
+        """``lit-rl test``: as :meth:`val_dataloader`."""
+        return self._evaluation_loader()
+
+    def _evaluation_loader(self) -> DataLoader | list:
+        if self.trainer is not None and self.trainer.state.fn == "fit":
+            return []  # during fit the Evaluation callback evaluates every N env steps instead
+        return DataLoader(_EvaluationDataset(self), batch_size=None, num_workers=0)
+
     def teardown(self, stage: str) -> None:
         if stage == "fit" and self.collector is not None:
             self.collector.close()
@@ -144,6 +194,20 @@ class RolloutDataModule(L.LightningDataModule):
             perm = torch.randperm(flat.num_transitions, device=flat.actions.device, generator=generator)
             for start in range(0, flat.num_transitions, size):
                 yield flat[perm[start : start + size]]
+
+
+class _EvaluationDataset(IterableDataset):
+    """One item: the results of ``eval_episodes`` episodes of the current policy on this rank."""
+
+    def __init__(self, datamodule: RolloutDataModule) -> None:
+        self.dm = datamodule
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[EpisodeResults]:
+        trainer = self.dm.trainer
+        yield self.dm.evaluate(trainer.lightning_module.policy, rank=trainer.global_rank)
 
 
 class _RolloutDataset(IterableDataset):

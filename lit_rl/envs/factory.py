@@ -7,6 +7,7 @@ Every env it returns follows the contract of :mod:`lit_rl.envs.episode_stats`: g
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Literal
 
 import gymnasium as gym
@@ -28,6 +29,13 @@ def check_env_id(env_id: str) -> None:
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "see gymnasium.pprint_registry()"
     raise ConfigError(f"unknown env id {env_id!r}: {hint}")
+
+
+def game_name(env_id: str) -> str:
+    """The short name of an env id for file names: ``PongNoFrameskip-v4`` and ``ALE/Pong-v5`` → ``Pong``,
+    ``CartPole-v1`` → ``CartPole``, ``lit_rl/StatelessCartPole-v0`` → ``StatelessCartPole``."""
+    name = re.sub(r"-v\d+$", "", env_id.rsplit("/", 1)[-1])
+    return re.sub(r"(NoFrameskip|Deterministic)$", "", name) or name
 
 
 def is_atari(env_id: str) -> bool:
@@ -54,7 +62,7 @@ def make_vector_env(
         atari: Atari protocol; ``None`` uses :class:`AtariOptions` defaults.
         vectorization: ``"sync"`` (one process) or ``"async"`` (one subprocess per env) for the
             gymnasium backend.
-        evaluation: Full-game episodes and raw rewards (no life-loss terminal, no clipping).
+        evaluation: Raw (unclipped) rewards; see :meth:`AtariOptions.for_evaluation`.
 
     Returns:
         A gymnasium ``VectorEnv`` in ``SAME_STEP`` autoreset mode. Seed it with its first

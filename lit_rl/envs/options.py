@@ -20,8 +20,8 @@ class AtariOptions:
         noop_max: Up to this many random no-ops after every reset (0 disables them).
         screen_size: Side of the square grayscale observation.
         frame_stack: Number of stacked observations (channel-first).
-        terminal_on_life_loss: Training episodes end on a life loss (the game goes on; the logged
-            return still covers the full game). Evaluation envs never do this.
+        terminal_on_life_loss: Episodes end on a life loss for the agent (the game goes on; the
+            logged and evaluated return still covers the full game).
         clip_reward: Training rewards are clipped to their sign. Evaluation envs never clip.
         fire_reset: Press FIRE after a reset in games that need it.
         sticky_action_prob: Probability of repeating the previous action (0 = NoFrameskip-v4,
@@ -52,10 +52,15 @@ class AtariOptions:
             raise ValueError(f"atari.sticky_action_prob={self.sticky_action_prob}; expected a value in [0, 1)")
 
     def for_evaluation(self) -> AtariOptions:
-        """The same protocol with full-game episodes and raw rewards."""
+        """The protocol of evaluation envs: what the agent sees is unchanged, rewards are raw.
+
+        As in RL Zoo's ``EvalCallback`` (the study's evaluation), a life loss is handled as in
+        training (frame stack reset, FIRE), while the scored episode is the full game with its raw
+        return (the episode statistics report only game overs).
+        """
         from dataclasses import replace
 
-        return replace(self, terminal_on_life_loss=False, clip_reward=False)
+        return replace(self, clip_reward=False)
 
 
 # Datamodule hyperparameters in checkpoints hold AtariOptions; allow it for torch.load(weights_only=True).

@@ -25,7 +25,7 @@ def test_cartpole_reaches_475_within_100k_steps(tmp_path: Path) -> None:
     )
     assert int(cli.model.env_steps) <= 100_096  # the budget, rounded up to whole rollouts
     evaluation = cli.trainer.callbacks[[type(c).__name__ for c in cli.trainer.callbacks].index("Evaluation")]
-    steps, returns, _ = evaluation.history[-1]
+    steps, returns = evaluation.timesteps[-1], evaluation.results[-1]
     assert steps == int(cli.model.env_steps)
     assert returns.mean() >= 475, returns
 
@@ -50,7 +50,7 @@ def test_endless_env_value_is_one_over_one_minus_gamma(tmp_path: Path) -> None:
             "--model.anneal_lr=false",
             "--model.total_env_steps=25600",
             "--evaluation.every_n_env_steps=0",
-            "--evaluation.num_episodes=1",
+            "--data.eval_episodes=1",
             "--checkpoint.save_last=false",
             "--checkpoint.every_n_env_steps=0",
         ]

@@ -139,10 +139,11 @@ def test_atari_options_reject_invalid_values(bad: dict) -> None:
         AtariOptions(**bad)
 
 
-def test_for_evaluation_only_disables_life_loss_and_clipping() -> None:
+def test_for_evaluation_only_disables_clipping() -> None:
+    """Evaluation keeps what the agent sees (life-loss handling included), as RL Zoo's EvalCallback."""
     options = AtariOptions(frame_skip=3, noop_max=7, sticky_action_prob=0.25, full_action_space=True)
     evaluation = options.for_evaluation()
-    assert evaluation == replace(options, terminal_on_life_loss=False, clip_reward=False)
+    assert evaluation == replace(options, clip_reward=False)
     assert (options.terminal_on_life_loss, options.clip_reward) == (True, True)
 
 
@@ -271,14 +272,16 @@ def test_without_life_loss_terminal_terminated_only_at_game_over(backend: str) -
 
 
 @atari
-def test_evaluation_env_plays_full_games_with_raw_rewards(backend: str) -> None:
+def test_evaluation_env_scores_full_games_with_raw_rewards(backend: str) -> None:
     env = make_vector_env(SPACE_INVADERS, num_envs=1, backend=backend, atari=AtariOptions(), evaluation=True)
     run = play(env, random_actions(env, seed=2), seed=2, until_game_over=True)
     env.close()
     end = run.first_game_end(0)
     terminated, rewards, lives = run.arrays("terminated")[:, 0], run.arrays("rewards")[:, 0], run.arrays("lives")[:, 0]
-    np.testing.assert_array_equal(np.flatnonzero(terminated), [end])
-    assert lives[:end].min() < SPACE_INVADERS_LIVES  # life losses did not end the episode
+    # Life losses end the agent's episode as in training, but only the game over is scored.
+    assert terminated[:end].sum() == SPACE_INVADERS_LIVES - 1 and terminated[end]
+    assert lives[:end].min() < SPACE_INVADERS_LIVES
+    assert [step for step, *_ in run.episodes] == [end]
     assert rewards.max() > 1  # not clipped
     reported_return, _ = run.episode_at(end, 0)
     assert reported_return == rewards[: end + 1].sum()

@@ -48,6 +48,9 @@ class FeatureExtractor(nn.Module, abc.ABC):
 #: What YAML configures: a class path whose ``obs_shape`` the policy supplies.
 ExtractorFactory = Callable[[tuple[int, ...]], FeatureExtractor]
 
+#: A module placed inside a CNN, built from the channel count there; maps ``[B, C, H, W]`` to itself.
+AttentionFactory = Callable[[int], nn.Module]
+
 
 def require_image(obs_shape: tuple[int, ...], name: str, min_side: int) -> None:
     """Raise a one-line error if ``obs_shape`` is not a ``(C, H, W)`` image of at least ``min_side``."""
