@@ -136,3 +136,44 @@ def test_module_entry_point_reports_bad_input_in_one_line() -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("Seed set")]
     assert len(lines) == 1, lines
     assert lines[0].startswith("lit-rl: error: unknown env id 'Nope-v0'")
+
+
+STUDY_AGENTS = ("NA", "SWA", "CWRA", "CWCA", "CWRCA")
+
+
+def test_study_configs_differ_only_in_the_agent() -> None:
+    """The five agent configs share every hyperparameter (spec §3); only the attention module and the name differ."""
+    study = Path(__file__).parents[1] / "configs" / "study"
+    configs = {agent: yaml.safe_load((study / f"{agent}.yaml").read_text()) for agent in STUDY_AGENTS}
+    for agent, cfg in configs.items():
+        attention = cfg["model"]["extractor"]["init_args"].pop("attention", None)
+        if agent == "NA":
+            assert attention is None
+        else:
+            assert attention == {"class_path": f"lit_rl.models.extractors.axial_attention.{agent}"}
+        assert cfg["trainer"]["logger"]["init_args"].pop("name") == agent
+        assert cfg["checkpoint"].pop("agent") == agent
+    reference = configs["NA"]
+    for agent in STUDY_AGENTS[1:]:
+        assert configs[agent] == reference, agent
+    data, model = reference["data"], reference["model"]
+    assert (data["num_envs"], data["num_steps"], data["update_epochs"], data["num_minibatches"]) == (16, 128, 3, 8)
+    assert (model["clip_coef"], model["ent_coef"], model["gamma"], model["gae_lambda"]) == (0.1, 0.01, 0.99, 0.95)
+    assert model["anneal_lr"] and model["anneal_clip"] and not model["clip_vloss"]
+    assert model["optimizer"]["init_args"] == {"lr": 2.5e-4, "eps": 1e-5}
+    assert (reference["evaluation"]["every_n_env_steps"], data["eval_episodes"], data["eval_greedy"]) == (
+        200_000,
+        5,
+        False,
+    )
+    assert reference["checkpoint"]["every_n_env_steps"] == 500_000
+
+
+@pytest.mark.parametrize("agent", STUDY_AGENTS)
+def test_study_agent_builds_its_attention_module(agent: str) -> None:
+    config = str(Path(__file__).parents[1] / "configs" / "study" / f"{agent}.yaml")
+    cli = run(["fit", "--config", config, "--trainer.fast_dev_run=1", "--trainer.logger=false", *TINY])
+    extractor = cli.model.policy.extractor
+    expected = "Identity" if agent == "NA" else agent
+    assert type(extractor.attention).__name__ == expected
+    assert sum(p.numel() for p in extractor.parameters()) == 676_144 + (0 if agent == "NA" else 816)

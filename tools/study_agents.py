@@ -1,0 +1,167 @@
+"""The study's five agents side by side on one game: training throughput and short learning runs.
+
+Both modes run ``lit-rl fit --config configs/study/<Agent>.yaml`` in this process with the same
+game, seed and settings for every agent, and read the results back from each run's TensorBoard
+events and ``evaluations.npz``.
+
+    # steps/s of every agent relative to NA, agents interleaved within each repeat
+    python tools/study_agents.py throughput --game BreakoutNoFrameskip-v4 --rollouts 4 --repeats 3
+
+    # a short learning run per agent, with its evaluation curve (PNG needs the `analysis` extra)
+    python tools/study_agents.py learn --game BreakoutNoFrameskip-v4 --steps 150000 --eval-every 25000
+
+Results go to ``--out`` as ``<mode>.md`` (a Markdown table), ``<mode>.json`` and, for ``learn``,
+``curves.csv`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lit_rl.cli import run
+
+AGENTS = ("NA", "SWA", "CWRA", "CWCA", "CWRCA")
+STUDY = Path(__file__).resolve().parents[1] / "configs" / "study"
+ROLLOUT = 16 * 128  # the study's configs: 16 envs x 128 steps
+COMPUTE_ESTIMATE = {"NA": "1.00", "SWA": "≈ 1.19", "CWRA": "≈ 1.19", "CWCA": "≈ 1.19", "CWRCA": "≈ 1.28"}
+
+
+def fit(agent: str, root: Path, args: argparse.Namespace, *, steps: int, eval_every: int) -> Path:
+    """Train one agent; returns its log directory."""
+    cli = run(
+        [
+            "fit",
+            "--config",
+            str(STUDY / f"{agent}.yaml"),
+            f"--data.env_id={args.game}",
+            f"--seed_everything={args.seed}",
+            f"--model.total_env_steps={steps}",
+            f"--evaluation.every_n_env_steps={eval_every}",
+            "--checkpoint.every_n_env_steps=0",
+            f"--trainer.logger.init_args.save_dir={root}",
+            "--trainer.enable_progress_bar=false",
+            *args.extra,
+        ]
+    )
+    return Path(cli.trainer.log_dir)
+
+
+def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
+    (events,) = log_dir.glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def throughput(args: argparse.Namespace) -> dict:
+    """Median steps/s of each agent (first rollout excluded) over interleaved repeats."""
+    sps: dict[str, list[float]] = {a: [] for a in AGENTS}
+    for repeat in range(args.repeats):
+        for agent in AGENTS:
+            log_dir = fit(agent, args.out / "throughput" / f"r{repeat}", args, steps=args.rollouts * ROLLOUT, eval_every=0)
+            values = [v for _, v in scalars(log_dir, "perf/sps")][1:]
+            sps[agent].append(statistics.median(values))
+            print(f"repeat {repeat} {agent}: {sps[agent][-1]:.0f} steps/s", flush=True)
+    ratios = {a: statistics.median(n / x for n, x in zip(sps["NA"], sps[a], strict=True)) for a in AGENTS}
+    rows = [
+        f"| {a} | {statistics.median(sps[a]):.0f} | {ratios[a]:.2f} | {COMPUTE_ESTIMATE[a]} | "
+        + ", ".join(f"{x:.0f}" for x in sps[a])
+        + " |"
+        for a in AGENTS
+    ]
+    table = "\n".join(
+        [
+            "| agent | steps/s (median) | time per step vs NA (median of per-repeat ratios) | spec MACs vs NA "
+            "| steps/s per repeat |",
+            "| --- | ---: | ---: | ---: | --- |",
+            *rows,
+        ]
+    )
+    return {"table": table, "sps": sps, "time_ratio_vs_na": ratios}
+
+
+def learn(args: argparse.Namespace) -> dict:
+    """One run per agent; evaluation curves and summary scores."""
+    curves, summary = {}, {}
+    for agent in AGENTS:
+        start = time.perf_counter()
+        log_dir = fit(agent, args.out / "learn", args, steps=args.steps, eval_every=args.eval_every)
+        data = np.load(log_dir / "evaluations.npz")
+        curves[agent] = (data["timesteps"].tolist(), data["results"].mean(axis=1).tolist())
+        sps = [v for _, v in scalars(log_dir, "perf/sps")][1:]
+        summary[agent] = {
+            "first_eval": float(data["results"][0].mean()),
+            "final_eval": float(data["results"][-1].mean()),
+            "final_eval_std": float(data["results"][-1].std()),
+            "mean_over_evals": float(data["results"].mean()),
+            "sps": statistics.median(sps),
+            "wall_s": time.perf_counter() - start,
+        }
+        print(f"{agent}: {summary[agent]}", flush=True)
+    rows = [
+        f"| {a} | {s['first_eval']:.1f} | {s['final_eval']:.1f} ± {s['final_eval_std']:.1f} | "
+        f"{s['mean_over_evals']:.1f} | {s['sps']:.0f} |"
+        for a, s in summary.items()
+    ]
+    table = "\n".join(
+        [
+            "| agent | first evaluation | final evaluation (mean ± std, 5 episodes) | mean over evaluations | steps/s |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *rows,
+        ]
+    )
+    with open(args.out / "curves.csv", "w") as f:
+        f.write("agent,env_steps,mean_return\n")
+        for agent, (steps, means) in curves.items():
+            f.writelines(f"{agent},{s},{m}\n" for s, m in zip(steps, means, strict=True))
+    plot(curves, args.out / "curves.png", title=f"{args.game}, seed {args.seed}")
+    return {"table": table, "summary": summary, "curves": curves}
+
+
+def plot(curves: dict[str, tuple[list[int], list[float]]], path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no figure: matplotlib is missing (pip install -e '.[analysis]')", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for agent, (steps, means) in curves.items():
+        ax.plot(steps, means, marker="o", label=agent)
+    ax.set(xlabel="env steps", ylabel="evaluation return (mean of 5 episodes)", title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=["throughput", "learn"])
+    parser.add_argument("--game", default="BreakoutNoFrameskip-v4", help="gymnasium Atari id")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every run (networks and envs)")
+    parser.add_argument("--out", type=Path, default=Path("bench_results/study_agents"), help="output folder")
+    parser.add_argument("--rollouts", type=int, default=4, help="throughput: rollouts of 2,048 steps per run")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput: interleaved repeats")
+    parser.add_argument("--steps", type=int, default=150_000, help="learn: env steps per agent")
+    parser.add_argument("--eval-every", type=int, default=25_000, help="learn: evaluation period in env steps")
+    parser.add_argument("extra", nargs="*", help="further lit-rl overrides after --, e.g. -- --data.backend=auto")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = throughput(args) if args.mode == "throughput" else learn(args)
+    (args.out / f"{args.mode}.md").write_text(result["table"] + "\n")
+    (args.out / f"{args.mode}.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, **result}))
+    print(result["table"])
+
+
+if __name__ == "__main__":
+    main()
