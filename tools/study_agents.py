@@ -7,6 +7,9 @@ events and ``evaluations.npz``.
     # steps/s of every agent relative to NA, agents interleaved within each repeat
     python tools/study_agents.py throughput --game BreakoutNoFrameskip-v4 --rollouts 4 --repeats 3
 
+    # the PPO update alone: minibatch-256 forward + backward + Adam of each agent's network
+    python tools/study_agents.py update --repeats 10
+
     # a short learning run per agent, with its evaluation curve (PNG needs the `analysis` extra)
     python tools/study_agents.py learn --game BreakoutNoFrameskip-v4 --steps 150000 --eval-every 25000
 
@@ -66,7 +69,9 @@ def throughput(args: argparse.Namespace) -> dict:
     sps: dict[str, list[float]] = {a: [] for a in AGENTS}
     for repeat in range(args.repeats):
         for agent in AGENTS:
-            log_dir = fit(agent, args.out / "throughput" / f"r{repeat}", args, steps=args.rollouts * ROLLOUT, eval_every=0)
+            log_dir = fit(
+                agent, args.out / "throughput" / f"r{repeat}", args, steps=args.rollouts * ROLLOUT, eval_every=0
+            )
             values = [v for _, v in scalars(log_dir, "perf/sps")][1:]
             sps[agent].append(statistics.median(values))
             print(f"repeat {repeat} {agent}: {sps[agent][-1]:.0f} steps/s", flush=True)
@@ -86,6 +91,40 @@ def throughput(args: argparse.Namespace) -> dict:
         ]
     )
     return {"table": table, "sps": sps, "time_ratio_vs_na": ratios}
+
+
+def update(args: argparse.Namespace) -> dict:
+    """Samples/s of one PPO minibatch update (256, forward + backward + Adam) per agent, interleaved."""
+    import torch
+
+    from lit_rl.models.actor_critic import ActorCritic
+    from lit_rl.models.extractors import axial_attention
+    from lit_rl.models.extractors.small_cnn import SmallCNN
+
+    def network(agent: str) -> ActorCritic:
+        attention = None if agent == "NA" else getattr(axial_attention, agent)
+        return ActorCritic((4, 84, 84), 4, lambda shape: SmallCNN(shape, attention=attention))
+
+    nets = {a: network(a) for a in AGENTS}
+    optimizers = {a: torch.optim.Adam(n.parameters(), lr=2.5e-4, eps=1e-5) for a, n in nets.items()}
+    obs = torch.randint(0, 256, (256, 4, 84, 84), dtype=torch.uint8)
+    actions = torch.randint(0, 4, (256,))
+    seconds: dict[str, list[float]] = {a: [] for a in AGENTS}
+    for repeat in range(args.repeats + 1):  # the first pass warms up
+        for agent, net in nets.items():
+            start = time.perf_counter()
+            for _ in range(5):
+                log_probs, entropy, values = net.evaluate(obs, actions)
+                (log_probs.mean() + values.square().mean() - 0.01 * entropy.mean()).backward()
+                optimizers[agent].step()
+                optimizers[agent].zero_grad()
+            if repeat:
+                seconds[agent].append(time.perf_counter() - start)
+    ratios = {a: statistics.median(x / n for n, x in zip(seconds["NA"], seconds[a], strict=True)) for a in AGENTS}
+    rows = [f"| {a} | {5 * 256 / min(seconds[a]):.0f} | {ratios[a]:.2f} | {COMPUTE_ESTIMATE[a]} |" for a in AGENTS]
+    header = "| agent | samples/s (best repeat) | update time vs NA (median of per-repeat ratios) | spec MACs vs NA |"
+    table = "\n".join([header, "| --- | ---: | ---: | ---: |", *rows])
+    return {"table": table, "seconds": seconds, "time_ratio_vs_na": ratios}
 
 
 def learn(args: argparse.Namespace) -> dict:
@@ -113,7 +152,8 @@ def learn(args: argparse.Namespace) -> dict:
     ]
     table = "\n".join(
         [
-            "| agent | first evaluation | final evaluation (mean ± std, 5 episodes) | mean over evaluations | steps/s |",
+            "| agent | first evaluation | final evaluation (mean ± std, 5 episodes) | mean over evaluations "
+            "| steps/s |",
             "| --- | ---: | ---: | ---: | ---: |",
             *rows,
         ]
@@ -146,18 +186,18 @@ def plot(curves: dict[str, tuple[list[int], list[float]]], path: Path, title: st
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["throughput", "learn"])
+    parser.add_argument("mode", choices=["throughput", "update", "learn"])
     parser.add_argument("--game", default="BreakoutNoFrameskip-v4", help="gymnasium Atari id")
     parser.add_argument("--seed", type=int, default=0, help="seed of every run (networks and envs)")
     parser.add_argument("--out", type=Path, default=Path("bench_results/study_agents"), help="output folder")
     parser.add_argument("--rollouts", type=int, default=4, help="throughput: rollouts of 2,048 steps per run")
-    parser.add_argument("--repeats", type=int, default=3, help="throughput: interleaved repeats")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput, update: interleaved repeats")
     parser.add_argument("--steps", type=int, default=150_000, help="learn: env steps per agent")
     parser.add_argument("--eval-every", type=int, default=25_000, help="learn: evaluation period in env steps")
     parser.add_argument("extra", nargs="*", help="further lit-rl overrides after --, e.g. -- --data.backend=auto")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = throughput(args) if args.mode == "throughput" else learn(args)
+    result = {"throughput": throughput, "update": update, "learn": learn}[args.mode](args)
     (args.out / f"{args.mode}.md").write_text(result["table"] + "\n")
     (args.out / f"{args.mode}.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, **result}))
     print(result["table"])

@@ -107,6 +107,8 @@ class AxialSelfAttention(nn.Module, abc.ABC):
         if channels < 1 or heads < 1:
             raise ConfigError(f"{type(self).__name__}: channels={channels}, heads={heads}; expected positive integers")
         self.channels, self.heads, self.gate = channels, heads, gate
+        if self.heads_split_channels:
+            self._head_width(channels, "channel")  # fail at construction, not at the first forward
         self.record_attn = record_attn
         self.query = nn.Conv2d(channels, channels, 1)
         self.key = nn.Conv2d(channels, channels, 1)
@@ -115,6 +117,9 @@ class AxialSelfAttention(nn.Module, abc.ABC):
         self.alpha = nn.Parameter(torch.zeros(())) if gate in ("alpha", "alpha_beta") else None
         self.beta = nn.Parameter(torch.ones(())) if gate in ("beta", "alpha_beta") else None
         self.maps = _MapsProbe()
+
+    #: Heads split the channels (channel-wise attention) rather than the width (SWA).
+    heads_split_channels = True
 
     def _head_width(self, size: int, axis: str) -> int:
         """Features per head along ``axis`` of ``size``; a clear error if ``heads`` does not divide it."""
@@ -157,6 +162,8 @@ class AxialSelfAttention(nn.Module, abc.ABC):
 class SWA(AxialSelfAttention):
     """Spatial-wise attention: per channel, the H rows attend to each other over their W values (÷√W)."""
 
+    heads_split_channels = False
+
     def mix(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         d = self._head_width(q.shape[-1], "width")
         q, k, v = (rearrange(t, "b c h (g d) -> b c g h d", g=self.heads) for t in (q, k, v))
@@ -164,41 +171,42 @@ class SWA(AxialSelfAttention):
         return rearrange(y, "b c g h d -> b c h (g d)"), {"height": weights}
 
 
+#: einops patterns of channel-wise attention: tokens along one spatial axis, channels as features.
+_CHANNEL_WISE = {
+    "height": ("b (g d) h w -> b g w h d", "b g w h d -> b (g d) h w"),  # per column, H tokens
+    "width": ("b (g d) h w -> b g h w d", "b g h w d -> b (g d) h w"),  # per row, W tokens
+}
+
+
+def _channel_wise(module: AxialSelfAttention, q: Tensor, k: Tensor, v: Tensor, axis: str) -> tuple[Tensor, Tensor]:
+    """Attention along ``axis`` (``"height"`` or ``"width"``) over the channels of each head (÷√(C/G))."""
+    scale = 1.0 / math.sqrt(module._head_width(module.channels, "channel"))
+    into_tokens, back = _CHANNEL_WISE[axis]
+    q, k, v = (rearrange(t, into_tokens, g=module.heads) for t in (q, k, v))
+    y, weights = _attend(q, k, v, scale)
+    return rearrange(y, back), weights
+
+
 class CWRA(AxialSelfAttention):
     """Channel-wise row attention: per column, the H pixels attend along the height over C (÷√C)."""
 
     def mix(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        y, weights = self._along_height(q, k, v)
+        y, weights = _channel_wise(self, q, k, v, "height")
         return y, {"height": weights}
-
-    def _along_height(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        scale = 1.0 / math.sqrt(self._head_width(self.channels, "channel"))
-        q, k, v = (rearrange(t, "b (g d) h w -> b g w h d", g=self.heads) for t in (q, k, v))
-        y, weights = _attend(q, k, v, scale)
-        return rearrange(y, "b g w h d -> b (g d) h w"), weights
 
 
 class CWCA(AxialSelfAttention):
     """Channel-wise column attention: per row, the W pixels attend along the width over C (÷√C)."""
 
     def mix(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        y, weights = self._along_width(q, k, v)
+        y, weights = _channel_wise(self, q, k, v, "width")
         return y, {"width": weights}
-
-    def _along_width(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        scale = 1.0 / math.sqrt(self._head_width(self.channels, "channel"))
-        q, k, v = (rearrange(t, "b (g d) h w -> b g h w d", g=self.heads) for t in (q, k, v))
-        y, weights = _attend(q, k, v, scale)
-        return rearrange(y, "b g h w d -> b (g d) h w"), weights
 
 
 class CWRCA(AxialSelfAttention):
     """CWRA + CWCA from the same Q, K, V with two separate softmaxes: ``Y = Y_height + Y_width``."""
 
-    _along_height = CWRA._along_height
-    _along_width = CWCA._along_width
-
     def mix(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        y_height, w_height = self._along_height(q, k, v)
-        y_width, w_width = self._along_width(q, k, v)
+        y_height, w_height = _channel_wise(self, q, k, v, "height")
+        y_width, w_width = _channel_wise(self, q, k, v, "width")
         return y_height + y_width, {"height": w_height, "width": w_width}
