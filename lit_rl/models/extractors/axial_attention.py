@@ -4,7 +4,9 @@ Spec: ``shared/specs/axis-attention-study.md`` §2, after JianxiaoSun/self-atten
 Self-Attention in Deep Reinforcement Learning: A Dimensional Perspective"). For ``F`` of shape
 ``[B, C, H, W]``: ``Q, K, V`` are 1×1 convolutions ``C → C`` with bias (no head split, output
 projection, norm, dropout or positional encoding in the study), the softmax runs over the key index,
-and the output is the plain residual ``F + Y``.
+and the output is the plain residual ``F + Y``. The key projection's bias adds the same amount to every
+logit of a query, which the softmax cancels: it never receives a gradient (in the study's code too) and
+is kept only so the modules have the study's 816 parameters.
 
 | module | tokens                      | features      | scale | mixes        |
 | ------ | --------------------------- | ------------- | ----- | ------------ |
