@@ -10,8 +10,10 @@ events and ``evaluations.npz``.
     # the PPO update alone: minibatch-256 forward + backward + Adam of each agent's network
     python tools/study_agents.py update --repeats 10
 
-    # a short learning run per agent, with its evaluation curve (PNG needs the `analysis` extra)
-    python tools/study_agents.py learn --game BreakoutNoFrameskip-v4 --steps 150000 --eval-every 25000
+    # a short learning run per agent, with its evaluation curve (PNG needs the `analysis` extra);
+    # unknown arguments go to every lit-rl run
+    python tools/study_agents.py learn --game RoadRunnerNoFrameskip-v4 --steps 150000 --eval-every 50000 \
+        --model.anneal_lr=false --model.anneal_clip=false
 
 Results go to ``--out`` as ``<mode>.md`` (a Markdown table), ``<mode>.json`` and, for ``learn``,
 ``curves.csv`` and ``curves.png``.
@@ -194,8 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="throughput, update: interleaved repeats")
     parser.add_argument("--steps", type=int, default=150_000, help="learn: env steps per agent")
     parser.add_argument("--eval-every", type=int, default=25_000, help="learn: evaluation period in env steps")
-    parser.add_argument("extra", nargs="*", help="further lit-rl overrides after --, e.g. -- --data.backend=auto")
-    args = parser.parse_args(argv)
+    parser.epilog = "Further arguments are passed to every lit-rl run, e.g. --model.anneal_lr=false."
+    args, extra = parser.parse_known_args(argv)
+    args.extra = [a for a in extra if a != "--"]
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"throughput": throughput, "update": update, "learn": learn}[args.mode](args)
     (args.out / f"{args.mode}.md").write_text(result["table"] + "\n")
