@@ -50,9 +50,15 @@ def run_episodes(
     was_training = policy.training
     policy.eval()
     obs, _ = env.reset(seed=seed)
+    memory = policy.initial_memory(n)  # a recurrent policy's memory; None otherwise
+    episode_start = torch.ones(n, dtype=torch.bool, device=device)
     for _ in range(max_steps):
-        action = policy.act(torch.as_tensor(np.asarray(obs), device=device), greedy=greedy).action
-        obs, _, _, _, info = env.step(action.cpu().numpy())
+        out = policy.act(
+            torch.as_tensor(np.asarray(obs), device=device), greedy=greedy, memory=memory, episode_start=episode_start
+        )
+        memory = out.memory
+        obs, _, terminated, truncated, info = env.step(out.action.cpu().numpy())
+        episode_start = torch.as_tensor(terminated | truncated, device=device)
         idx, ep_returns, ep_lengths = finished_episodes(info)
         first = np.isnan(returns[idx])
         returns[idx[first]] = ep_returns[first]

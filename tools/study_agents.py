@@ -132,7 +132,7 @@ def update(args: argparse.Namespace) -> dict:
 def learn(args: argparse.Namespace) -> dict:
     """One run per agent; evaluation curves and summary scores."""
     curves, summary = {}, {}
-    for agent in AGENTS:
+    for agent in args.agents:
         start = time.perf_counter()
         log_dir = fit(agent, args.out / "learn", args, steps=args.steps, eval_every=args.eval_every)
         data = np.load(log_dir / "evaluations.npz")
@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_results/study_agents"), help="output folder")
     parser.add_argument("--rollouts", type=int, default=4, help="throughput: rollouts of 2,048 steps per run")
     parser.add_argument("--repeats", type=int, default=3, help="throughput, update: interleaved repeats")
+    parser.add_argument(
+        "--agents", nargs="+", choices=AGENTS, default=list(AGENTS), help="learn: the agents to train, in order"
+    )
     parser.add_argument("--steps", type=int, default=150_000, help="learn: env steps per agent")
     parser.add_argument("--eval-every", type=int, default=25_000, help="learn: evaluation period in env steps")
     parser.epilog = "Further arguments are passed to every lit-rl run, e.g. --model.anneal_lr=false."

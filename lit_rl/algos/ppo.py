@@ -208,7 +208,12 @@ class PPO(L.LightningModule):
         return -1 if self._stop_update else None  # -1 ends this epoch (= this update) on every rank
 
     def training_step(self, batch: Rollout, batch_idx: int) -> Tensor:
-        new_log_probs, entropy, new_values = self.policy.evaluate(batch.obs, batch.actions)
+        # A recurrent policy gets whole chunks [L, K] with the memory recorded before each (see
+        # Rollout.to_sequences); padding is masked out of every loss term.
+        memory = None if batch.memory is None else batch.memory[0]
+        new_log_probs, entropy, new_values = self.policy.evaluate(
+            batch.obs, batch.actions, memory=memory, episode_start=batch.episode_starts
+        )
         out = ppo_loss(
             new_log_probs,
             batch.log_probs,
@@ -222,6 +227,7 @@ class PPO(L.LightningModule):
             ent_coef=self.ent_coef,
             norm_adv=self.norm_adv,
             clip_vloss=self.clip_vloss,
+            mask=batch.mask,
         )
         if self.target_kl is not None and self._kl_exceeded(out.approx_kl):
             # Deviation from reference: cleanrl checks the KL after a whole epoch; this stops before

@@ -27,14 +27,32 @@ class PPOLossOutput:
     clip_fraction: Tensor
 
 
-def normalize_advantages(advantages: Tensor, eps: float = 1e-8) -> Tensor:
+def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of ``x`` over the entries where ``mask`` is true (all entries if ``mask`` is ``None``).
+
+    Masked-out entries never reach the result, not even as ``0 · inf``. Shapes: ``x``, ``mask`` alike.
+    """
+    if mask is None:
+        return x.mean()
+    return torch.where(mask, x, 0.0).sum() / mask.sum().clamp_min(1)
+
+
+def normalize_advantages(advantages: Tensor, eps: float = 1e-8, mask: Tensor | None = None) -> Tensor:
     """Zero-mean, unit-std advantages of one minibatch (unbiased std, as cleanrl and SB3).
 
-    A minibatch of one sample has no spread: it is only centred.
+    Mean and std are taken over the real entries of ``mask`` only. A minibatch of one sample has
+    no spread: it is only centred.
     """
-    if advantages.numel() < 2:
-        return advantages - advantages.mean()
-    return (advantages - advantages.mean()) / (advantages.std() + eps)
+    if mask is None:
+        if advantages.numel() < 2:
+            return advantages - advantages.mean()
+        return (advantages - advantages.mean()) / (advantages.std() + eps)
+    count = int(mask.sum())
+    centred = advantages - masked_mean(advantages, mask)
+    if count < 2:
+        return centred
+    std = (masked_mean(centred**2, mask) * count / (count - 1)).sqrt()
+    return centred / (std + eps)
 
 
 def ppo_loss(
@@ -52,6 +70,7 @@ def ppo_loss(
     norm_adv: bool = True,
     clip_vloss: bool = False,
     vf_clip_coef: float | None = None,
+    mask: Tensor | None = None,
 ) -> PPOLossOutput:
     """Clipped PPO loss of one minibatch.
 
@@ -70,12 +89,14 @@ def ppo_loss(
         norm_adv: Normalise advantages over this minibatch.
         clip_vloss: Clip the value update around ``old_values`` (cleanrl's default; SB3's is off).
         vf_clip_coef: Clip range for the value update; ``None`` uses ``clip_coef``.
+        mask: Real samples (``True``) and padding (``False``) of sequence minibatches; every term,
+            diagnostic and the advantage normalisation average over the real samples only.
 
     Returns:
         A :class:`PPOLossOutput`.
 
     Shapes:
-        every argument: ``[B]``.
+        every argument: ``[B]`` (or any one shape shared by all, e.g. ``[T, B]`` sequences).
     """
     B = new_log_probs.shape
     for name, x in (
@@ -85,6 +106,7 @@ def ppo_loss(
         ("old_values", old_values),
         ("returns", returns),
         ("entropy", entropy),
+        *([("mask", mask)] if mask is not None else []),
     ):
         if x.shape != B:
             raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(B)}")
@@ -92,22 +114,22 @@ def ppo_loss(
     log_ratio = new_log_probs - old_log_probs
     ratio = log_ratio.exp()
     if norm_adv:
-        advantages = normalize_advantages(advantages)
+        advantages = normalize_advantages(advantages, mask=mask)
     surrogate = advantages * ratio
     clipped = advantages * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)
-    policy_loss = -torch.min(surrogate, clipped).mean()
+    policy_loss = -masked_mean(torch.min(surrogate, clipped), mask)
 
     if clip_vloss:
         vf_clip = clip_coef if vf_clip_coef is None else vf_clip_coef
         values_clipped = old_values + (new_values - old_values).clamp(-vf_clip, vf_clip)
-        value_loss = 0.5 * torch.max((new_values - returns) ** 2, (values_clipped - returns) ** 2).mean()
+        value_loss = 0.5 * masked_mean(torch.max((new_values - returns) ** 2, (values_clipped - returns) ** 2), mask)
     else:
-        value_loss = 0.5 * ((new_values - returns) ** 2).mean()
+        value_loss = 0.5 * masked_mean((new_values - returns) ** 2, mask)
 
-    entropy_mean = entropy.mean()
+    entropy_mean = masked_mean(entropy, mask)
     loss = policy_loss - ent_coef * entropy_mean + vf_coef * value_loss
     with torch.no_grad():
         # The low-variance, non-negative KL estimator k3 (http://joschu.net/blog/kl-approx.html).
-        approx_kl = ((ratio - 1.0) - log_ratio).mean()
-        clip_fraction = ((ratio - 1.0).abs() > clip_coef).float().mean()
+        approx_kl = masked_mean((ratio - 1.0) - log_ratio, mask)
+        clip_fraction = masked_mean(((ratio - 1.0).abs() > clip_coef).float(), mask)
     return PPOLossOutput(loss, policy_loss, value_loss, entropy_mean, approx_kl, clip_fraction)

@@ -52,6 +52,10 @@ class RolloutCollector:
         self._rewards = np.zeros((T, N), dtype=np.float32)
         self._terminated = np.zeros((T, N), dtype=bool)
         self._truncated = np.zeros((T, N), dtype=bool)
+        self._episode_starts = torch.zeros((T + 1, N), dtype=torch.bool, device=device)
+        self._episode_starts[T] = True  # row T: flags of the next rollout's first observation
+        # A recurrent policy's memory, carried from step to step and across rollouts.
+        self._memory: torch.Tensor | None = None
         obs, _ = env.reset(seed=seed)
         self._obs[T].copy_(torch.from_numpy(np.asarray(obs)))
         self.total_steps = 0
@@ -61,11 +65,16 @@ class RolloutCollector:
         """One rollout of ``T × N`` transitions with ``policy`` (actions sampled)."""
         T = self.num_steps
         self._obs[0].copy_(self._obs[T])
+        self._episode_starts[0].copy_(self._episode_starts[T])
         self._final_values.zero_()
+        memory_log = self._start_memory_log(policy)
         ep_returns: list[np.ndarray] = []
         ep_lengths: list[np.ndarray] = []
         for t in range(T):
-            out = policy.act(self._obs[t])
+            if memory_log is not None and t % policy.seq_len == 0:
+                memory_log[t // policy.seq_len] = self._memory
+            out = policy.act(self._obs[t], memory=self._memory, episode_start=self._episode_starts[t])
+            self._memory = out.memory
             self._actions[t] = out.action
             self._log_probs[t] = out.log_prob
             self._values[t] = out.value
@@ -74,13 +83,14 @@ class RolloutCollector:
             self._rewards[t] = rewards
             self._terminated[t] = terminated
             self._truncated[t] = truncated & ~terminated
+            self._episode_starts[t + 1].copy_(torch.from_numpy(terminated | truncated), non_blocking=True)
             if self._truncated[t].any():
                 self._bootstrap_truncated(policy, t, info)
             idx, returns, lengths = finished_episodes(info)
             if idx.size:
                 ep_returns.append(returns)
                 ep_lengths.append(lengths)
-        last_value = policy.value(self._obs[T])
+        last_value = policy.value(self._obs[T], memory=self._memory, episode_start=self._episode_starts[T])
         self.total_steps += T * self.env.num_envs
         rollout = Rollout(
             obs=self._obs[:T].clone(),
@@ -92,15 +102,32 @@ class RolloutCollector:
             truncated=torch.from_numpy(self._truncated.copy()).to(self.device),
             final_values=self._final_values.clone(),
             last_value=last_value,
+            episode_starts=self._episode_starts[:T].clone(),
+            memory=memory_log,
         )
         stats = EpisodeStats(_concat(ep_returns, np.float64), _concat(ep_lengths, np.int64))
         return rollout, stats
 
+    def _start_memory_log(self, policy: ActorCritic) -> torch.Tensor | None:
+        """A fresh ``[S, N, *memory_shape]`` record of the memory before each chunk (recurrent only)."""
+        if not policy.recurrent:
+            self._memory = None
+            return None
+        if self._memory is None:
+            self._memory = policy.initial_memory(self.env.num_envs)
+        chunks = -(-self.num_steps // policy.seq_len)
+        return self._memory.new_zeros((chunks, *self._memory.shape))
+
     def _bootstrap_truncated(self, policy: ActorCritic, t: int, info: dict) -> None:
-        """Store ``V(final observation)`` of the envs truncated at step ``t``."""
+        """Store ``V(final observation)`` of the envs truncated at step ``t``.
+
+        A recurrent policy sees it with the memory after step ``t``, in the same episode.
+        """
         idx = np.flatnonzero(self._truncated[t])
         final = torch.from_numpy(final_observations(info, idx)).to(self.device)
-        self._final_values[t, torch.from_numpy(idx).to(self.device)] = policy.value(final)
+        rows = torch.from_numpy(idx).to(self.device)
+        memory = None if self._memory is None else self._memory[rows]
+        self._final_values[t, rows] = policy.value(final, memory=memory)
 
     def close(self) -> None:
         self.env.close()

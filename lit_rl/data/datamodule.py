@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from lit_rl.data.collector import RolloutCollector
 from lit_rl.data.rollout import Rollout
-from lit_rl.envs.factory import Backend, Vectorization, check_env_id, game_name, make_vector_env
+from lit_rl.envs.factory import Backend, Vectorization, check_env_id, game_name, is_atari, make_vector_env
 from lit_rl.envs.options import AtariOptions
 from lit_rl.errors import ConfigError
 from lit_rl.evaluation import EpisodeResults, run_episodes
@@ -50,6 +50,8 @@ class RolloutDataModule(L.LightningDataModule):
         eval_episodes: Full episodes per evaluation (during training and in ``validate``/``test``),
             one per env of a separate evaluation env with raw full-game scores.
         eval_greedy: Evaluate with the most likely action instead of a sampled one (the study samples).
+        obs_stack: Observe the last ``obs_stack`` observations of a non-Atari env (``[k, *obs_shape]``);
+            Atari games stack frames with ``atari.frame_stack``.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class RolloutDataModule(L.LightningDataModule):
         atari: AtariOptions | None = None,
         eval_episodes: PositiveInt = 5,
         eval_greedy: bool = False,
+        obs_stack: PositiveInt = 1,
     ) -> None:
         super().__init__()
         check_env_id(env_id)
@@ -75,6 +78,7 @@ class RolloutDataModule(L.LightningDataModule):
             ("num_minibatches", num_minibatches),
             ("update_epochs", update_epochs),
             ("eval_episodes", eval_episodes),
+            ("obs_stack", obs_stack),
         ):
             if value < 1:
                 raise ConfigError(f"data.{name}={value}; expected a positive integer")
@@ -93,6 +97,9 @@ class RolloutDataModule(L.LightningDataModule):
         self.backend, self.vectorization = backend, vectorization
         self.atari = atari if atari is not None else AtariOptions()
         self.eval_episodes, self.eval_greedy = eval_episodes, eval_greedy
+        self.obs_stack = int(obs_stack)
+        if self.obs_stack > 1 and is_atari(env_id):
+            raise ConfigError(f"data.obs_stack={obs_stack} with the Atari game {env_id}; use data.atari.frame_stack")
         self._env_spec: EnvSpec | None = None
         self.collector: RolloutCollector | None = None
 
@@ -142,10 +149,13 @@ class RolloutDataModule(L.LightningDataModule):
             atari=self.atari,
             vectorization=self.vectorization,
             evaluation=evaluation,
+            obs_stack=self.obs_stack,
         )
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.collector is None:
+            if self.trainer is not None and self.trainer.lightning_module is not None:
+                self.check_sequence_minibatches(self.trainer.lightning_module.policy.seq_len)
             rank = self.trainer.global_rank if self.trainer is not None else 0
             seed = self.seed + rank * self.num_envs
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
@@ -186,14 +196,41 @@ class RolloutDataModule(L.LightningDataModule):
         # batch_size=None: the dataset yields ready minibatches; num_workers=0: envs live here.
         return DataLoader(_RolloutDataset(self), batch_size=None, num_workers=0)
 
-    def minibatches(self, rollout: Rollout, generator: torch.Generator | None = None) -> Iterator[Rollout]:
-        """``update_epochs`` shuffled passes over a flattened rollout, ``num_minibatches`` each."""
+    def minibatches(
+        self, rollout: Rollout, generator: torch.Generator | None = None, seq_len: int | None = None
+    ) -> Iterator[Rollout]:
+        """``update_epochs`` shuffled passes over a rollout, ``num_minibatches`` each.
+
+        Feed-forward: shuffled transitions of the flattened rollout. Recurrent (``seq_len``): the
+        rollout cut into chunks of ``seq_len`` steps (:meth:`Rollout.to_sequences`), shuffled and
+        split into ``num_minibatches`` groups of whole chunks (sizes differ by at most one chunk).
+        """
+        if seq_len is not None:
+            chunks = rollout.to_sequences(seq_len)
+            num_chunks = chunks.actions.shape[1]
+            for _ in range(self.update_epochs):
+                perm = torch.randperm(num_chunks, device=chunks.actions.device, generator=generator)
+                for index in perm.tensor_split(self.num_minibatches):
+                    yield chunks.select_envs(index)
+            return
         flat = rollout.flatten()
         size = self.minibatch_size
         for _ in range(self.update_epochs):
             perm = torch.randperm(flat.num_transitions, device=flat.actions.device, generator=generator)
             for start in range(0, flat.num_transitions, size):
                 yield flat[perm[start : start + size]]
+
+    def check_sequence_minibatches(self, seq_len: int | None) -> None:
+        """Raise :class:`ConfigError` if ``num_minibatches`` exceeds the chunks of a rollout."""
+        if seq_len is None:
+            return
+        chunks = -(-self.num_steps // seq_len) * self.num_envs
+        if self.num_minibatches > chunks:
+            raise ConfigError(
+                f"data.num_minibatches={self.num_minibatches} exceeds the {chunks} sequence chunks of a rollout "
+                f"(num_envs={self.num_envs} x ceil(num_steps={self.num_steps} / seq_len={seq_len})); "
+                f"use at most {chunks}"
+            )
 
 
 class _EvaluationDataset(IterableDataset):
@@ -226,4 +263,4 @@ class _RolloutDataset(IterableDataset):
         rollout, episodes = self.dm.collector.collect(policy)
         policy.train()
         module.record_episodes(episodes)
-        yield from self.dm.minibatches(module.process_rollout(rollout))
+        yield from self.dm.minibatches(module.process_rollout(rollout), seq_len=policy.seq_len)

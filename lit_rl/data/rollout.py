@@ -7,9 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
 
 _TIME_MAJOR = ("actions", "log_probs", "values", "rewards", "terminated", "truncated", "final_values")
+_OPTIONAL_TIME_MAJOR = ("advantages", "returns", "episode_starts", "mask")
+_BOOL = ("terminated", "truncated", "episode_starts", "mask")
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,17 @@ class Rollout:
         last_value: ``V(s_T)`` of the observation after the last step.
         advantages: Added by the algorithm (``None`` until then).
         returns: Added by the algorithm (``None`` until then).
+        episode_starts: ``s_t`` is the first observation of an episode.
+        memory: A recurrent policy's memory before steps ``0, L, 2L, ...`` (``L`` its ``seq_len``),
+            recorded while acting; ``None`` for feed-forward policies.
+        mask: Real (``True``) or padding (``False``) transitions; ``None``: all real.
 
     Shapes:
-        obs: ``[T, N, *obs_shape]``; last_value: ``[N]``; every other field ``[T, N]``.
+        obs: ``[T, N, *obs_shape]``; last_value: ``[N]``; memory: ``[S, N, *memory_shape]`` with
+        ``S = ceil(T / L)``; every other field ``[T, N]``.
         After :meth:`flatten` the leading ``T, N`` become one ``B = T * N`` axis and
-        ``last_value`` is dropped.
+        ``last_value`` is dropped. After :meth:`to_sequences` ``T = L``, ``N`` counts chunks and
+        ``S = 1``.
     """
 
     obs: Tensor
@@ -46,18 +56,24 @@ class Rollout:
     last_value: Tensor | None
     advantages: Tensor | None = None
     returns: Tensor | None = None
+    episode_starts: Tensor | None = None
+    memory: Tensor | None = None
+    mask: Tensor | None = None
 
     def __post_init__(self) -> None:
         lead = tuple(self.actions.shape)
         if self.obs.shape[: len(lead)] != lead:
             raise ValueError(f"obs has shape {tuple(self.obs.shape)}, expected leading dims {lead}")
-        for name in (*_TIME_MAJOR, "advantages", "returns"):
+        for name in (*_TIME_MAJOR, *_OPTIONAL_TIME_MAJOR):
             x = getattr(self, name)
             if x is not None and tuple(x.shape) != lead:
                 raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {lead}")
-        for name in ("terminated", "truncated"):
-            if getattr(self, name).dtype != torch.bool:
-                raise ValueError(f"{name} must be bool, got {getattr(self, name).dtype}")
+        for name in _BOOL:
+            x = getattr(self, name)
+            if x is not None and x.dtype != torch.bool:
+                raise ValueError(f"{name} must be bool, got {x.dtype}")
+        if self.memory is not None and (len(lead) != 2 or self.memory.shape[1] != lead[1]):
+            raise ValueError(f"memory has shape {tuple(self.memory.shape)}, expected [S, N, ...] with N = {lead[1:]}")
         if self.last_value is not None and tuple(self.last_value.shape) != lead[1:]:
             raise ValueError(f"last_value has shape {tuple(self.last_value.shape)}, expected {lead[1:]}")
 
@@ -79,8 +95,41 @@ class Rollout:
         """Merge the time and env axes: ``[T, N, ...] -> [T * N, ...]``; drops ``last_value``."""
         if self.actions.dim() != 2:
             raise ValueError(f"flatten() needs a [T, N] rollout, got actions of shape {tuple(self.actions.shape)}")
+        if self.memory is not None:
+            raise ValueError("a rollout with recurrent memory trains on sequences: use to_sequences()")
         flat = dataclasses.replace(self, last_value=None)
         return flat.map(lambda x: x.flatten(0, 1))
+
+    def to_sequences(self, seq_len: int) -> Rollout:
+        """Cut each env's ``T`` steps into ``S = ceil(T / seq_len)`` chunks of ``seq_len`` steps.
+
+        The last chunk is padded with zeros and ``mask = False``; chunk ``s`` of env ``n`` becomes
+        column ``s * N + n`` and keeps the memory recorded before it. Drops ``last_value``.
+
+        Shapes: ``[T, N, ...] -> [seq_len, S * N, ...]``; memory ``[S, N, ...] -> [1, S * N, ...]``.
+        """
+        if self.memory is None or self.episode_starts is None or self.actions.dim() != 2:
+            raise ValueError("to_sequences() needs a [T, N] rollout with memory and episode_starts")
+        T, S = self.actions.shape[0], -(-self.actions.shape[0] // seq_len)
+        if self.memory.shape[0] != S:
+            raise ValueError(f"memory holds {self.memory.shape[0]} chunks, T={T} with seq_len={seq_len} needs {S}")
+        mask = torch.ones_like(self.actions, dtype=torch.bool) if self.mask is None else self.mask
+        padded = dataclasses.replace(self, last_value=None, memory=None, mask=mask)
+
+        def cut(x: Tensor) -> Tensor:
+            pad = [0, 0] * (x.dim() - 1) + [0, S * seq_len - T]  # F.pad counts from the last dim
+            return rearrange(F.pad(x, pad), "(s l) n ... -> l (s n) ...", s=S)
+
+        chunks = padded.map(cut)
+        return dataclasses.replace(chunks, memory=rearrange(self.memory, "s n ... -> 1 (s n) ..."))
+
+    def select_envs(self, index: Tensor) -> Rollout:
+        """Columns ``index`` of a ``[T, N]`` rollout (whole chunks of a sequence rollout). ``index``: ``[K]``."""
+        if self.actions.dim() != 2:
+            raise ValueError(f"select_envs() needs a [T, N] rollout, got actions of shape {tuple(self.actions.shape)}")
+        last_value = None if self.last_value is None else self.last_value[index]
+        rest = dataclasses.replace(self, last_value=None).map(lambda x: x[:, index])
+        return dataclasses.replace(rest, last_value=last_value)
 
     def __getitem__(self, index: Tensor | slice) -> Rollout:
         """Select transitions of a flattened rollout (a minibatch)."""

@@ -14,6 +14,7 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from lit_rl.envs.atari import ale_game, ensure_ale_registered, make_ale_vector_env, make_atari_env
+from lit_rl.envs.classic import register_envs, stack_observations
 from lit_rl.envs.options import AtariOptions
 from lit_rl.errors import ConfigError
 
@@ -24,6 +25,7 @@ Vectorization = Literal["sync", "async"]
 def check_env_id(env_id: str) -> None:
     """Raise :class:`ConfigError` naming close matches if ``env_id`` is not registered."""
     ensure_ale_registered()
+    register_envs()
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
@@ -51,6 +53,7 @@ def make_vector_env(
     atari: AtariOptions | None = None,
     vectorization: Vectorization = "sync",
     evaluation: bool = False,
+    obs_stack: int = 1,
 ) -> VectorEnv:
     """Build and reset-ready ``num_envs`` copies of ``env_id``.
 
@@ -63,6 +66,9 @@ def make_vector_env(
         vectorization: ``"sync"`` (one process) or ``"async"`` (one subprocess per env) for the
             gymnasium backend.
         evaluation: Raw (unclipped) rewards; see :meth:`AtariOptions.for_evaluation`.
+        obs_stack: Observe the last ``obs_stack`` observations of a non-Atari env, stacked on a new
+            leading axis (see :func:`lit_rl.envs.classic.stack_observations`); Atari games stack
+            frames with ``atari.frame_stack`` instead.
 
     Returns:
         A gymnasium ``VectorEnv`` in ``SAME_STEP`` autoreset mode. Seed it with its first
@@ -72,10 +78,18 @@ def make_vector_env(
     if num_envs < 1:
         raise ConfigError(f"num_envs={num_envs}; expected a positive integer")
     game = ale_game(env_id)
+    if obs_stack < 1 or (game is not None and obs_stack != 1):
+        raise ConfigError(
+            f"obs_stack={obs_stack}; expected a positive integer, and 1 for Atari games "
+            "(they stack frames with atari.frame_stack)"
+        )
     if game is None:
         if backend == "ale_vector":
             raise ConfigError(f"backend='ale_vector' needs an Atari env id, got {env_id!r}")
-        env_fns = [lambda: gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)) for _ in range(num_envs)]
+        env_fns = [
+            lambda: gym.wrappers.RecordEpisodeStatistics(stack_observations(gym.make(env_id), obs_stack))
+            for _ in range(num_envs)
+        ]
     else:
         options = atari or AtariOptions()
         if evaluation:

@@ -128,3 +128,32 @@ def test_normalize_advantages() -> None:
 def test_rejects_shape_mismatch() -> None:
     with pytest.raises(ValueError, match="advantages"):
         ppo_loss(NEW_LP, OLD_LP, ADV[:, None], NEW_V, OLD_V, RET, ENT, clip_coef=0.2, vf_coef=0.5, ent_coef=0.0)
+
+
+@pytest.mark.parametrize("clip_vloss", [True, False])
+def test_padding_is_masked_out_of_every_term(clip_vloss: bool) -> None:
+    """Sequence minibatches [T, K] with padding give the loss of the real samples alone, whatever
+    the padding holds (here huge and infinite values, which would poison a plain mean)."""
+    mask = torch.tensor([[True, True], [True, False], [False, False]])  # 3 real of 6
+    real = mask.flatten().nonzero().flatten()
+
+    def padded(x: torch.Tensor, junk: float) -> torch.Tensor:
+        out = torch.full((6,), junk)
+        out[real] = x[:3]
+        return out.view(3, 2)
+
+    args = [NEW_LP, OLD_LP, ADV, NEW_V, OLD_V, RET, ENT]
+    junk = [50.0, -50.0, float("inf"), 1e6, -1e6, 1e6, 1e3]
+    kwargs = dict(clip_coef=0.2, vf_coef=0.5, ent_coef=0.01, norm_adv=True, clip_vloss=clip_vloss)
+    masked = ppo_loss(*(padded(x, j) for x, j in zip(args, junk, strict=True)), mask=mask, **kwargs)
+    alone = ppo_loss(*(x[:3] for x in args), **kwargs)
+    for field in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
+        assert_close(getattr(masked, field), getattr(alone, field), msg=field)
+
+
+def test_masked_advantage_normalisation_uses_real_samples_only() -> None:
+    adv = torch.tensor([1.0, 2.0, 4.0, 100.0, -7.0])
+    mask = torch.tensor([True, True, True, False, False])
+    out = normalize_advantages(adv, mask=mask)
+    mean, std = 7 / 3, math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2)
+    assert_close(out[:3], (adv[:3] - mean) / (std + 1e-8))

@@ -8,6 +8,7 @@ import gymnasium as gym
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode
+from torch.testing import assert_close
 
 from lit_rl.data.collector import RolloutCollector
 from lit_rl.data.datamodule import RolloutDataModule
@@ -75,3 +76,46 @@ def test_minibatches_cover_each_epoch_once() -> None:
         seen = torch.cat([b.actions for b in batches[epoch * 4 : (epoch + 1) * 4]])
         assert sorted(seen.tolist()) == list(range(T * N))
     assert not torch.equal(torch.cat([b.actions for b in batches[:4]]), torch.arange(T * N))  # shuffled
+
+
+def test_sequence_minibatches_keep_chunks_whole_and_cover_each_epoch_once() -> None:
+    from tests.data.test_rollout import recurrent_rollout
+
+    rollout = recurrent_rollout(T=5, N=2, seq_len=2)  # 3 chunks per env, the last one padded
+    dm = RolloutDataModule("CartPole-v1", num_envs=2, num_steps=5, num_minibatches=5, update_epochs=2)
+    batches = list(dm.minibatches(rollout, generator=torch.Generator().manual_seed(0), seq_len=2))
+    assert len(batches) == 10 and sorted(b.actions.shape[1] for b in batches[:5]) == [1, 1, 1, 1, 2]
+    for epoch in range(2):
+        seen = torch.cat([b.actions[b.mask] for b in batches[epoch * 5 : (epoch + 1) * 5]])
+        assert sorted(seen.tolist()) == sorted(rollout.actions.flatten().tolist())  # every real transition once
+        for b in batches[epoch * 5 : (epoch + 1) * 5]:
+            first = b.actions[0]  # 10 * t + n: a chunk is consecutive steps of one env and its memory
+            assert torch.equal(b.actions[1][b.mask[1]], (first + 10)[b.mask[1]])
+            assert torch.equal(b.memory[0, :, 0, 0], (first // 20) * 100 + first % 10)
+    with pytest.raises(Exception, match="num_minibatches=10 exceeds the 6 sequence chunks"):
+        RolloutDataModule("CartPole-v1", num_envs=2, num_steps=5, num_minibatches=10).check_sequence_minibatches(2)
+
+
+@pytest.mark.parametrize("extractor", ["gtrxl", "lstm"])
+def test_recurrent_training_reproduces_what_the_policy_did_while_acting(extractor: str) -> None:
+    """Chunks replayed from their recorded memory give the collected log-probs and values (PPO's ratio
+    is exactly 1 before the first update), across rollouts, episode ends and truncations."""
+    from lit_rl.models.extractors.gtrxl import GTrXL
+    from lit_rl.models.extractors.lstm import LSTM
+
+    factory = {
+        "gtrxl": lambda shape: GTrXL(shape, input_layers=(16,), dim=16, head_dim=8, memory_length=6, seq_len=5),
+        "lstm": lambda shape: LSTM(shape, input_layers=(16,), hidden_size=16, seq_len=5),
+    }[extractor]
+    env = make_vector_env("lit_rl/StatelessCartPole-v1", num_envs=3)
+    policy = ActorCritic((2,), 2, factory)
+    collector = RolloutCollector(env, num_steps=23, seed=0, device=torch.device("cpu"))
+    collector.collect(policy)  # the second rollout starts mid-episode with carried memory
+    rollout, _ = collector.collect(policy)
+    assert rollout.memory.shape == (5, 3, *policy.extractor.memory_shape)
+    assert rollout.episode_starts[1:].any(), "the test needs episodes that end inside the rollout"
+    seq = rollout.to_sequences(5)
+    log_probs, _, values = policy.evaluate(seq.obs, seq.actions, memory=seq.memory[0], episode_start=seq.episode_starts)
+    assert_close(log_probs[seq.mask], seq.log_probs[seq.mask], atol=1e-5, rtol=1e-5)
+    assert_close(values[seq.mask], seq.values[seq.mask], atol=1e-5, rtol=1e-5)
+    env.close()

@@ -61,3 +61,56 @@ def require_image(obs_shape: tuple[int, ...], name: str, min_side: int) -> None:
             f"{name} needs image observations (C, H, W) with H, W >= {min_side}, got obs_shape={tuple(obs_shape)}; "
             "use lit_rl.models.extractors.mlp.MLP for vector observations"
         )
+
+
+class MemoryExtractor(FeatureExtractor):
+    """A feature extractor with memory across the steps of an episode (LSTM, GTrXL).
+
+    State is explicit and nothing is cached on ``self``: the caller keeps the memory of each env,
+    passes it in and receives the next one. ``episode_start[t]`` marks observations that begin an
+    episode; the memory is reset to :meth:`initial_memory` before them, also inside a sequence.
+
+    Attributes:
+        seq_len: Length of the sequence chunks PPO trains on (the memory recorded while acting is
+            stored once per chunk).
+        memory_shape: Shape of one env's memory.
+    """
+
+    seq_len: int
+    memory_shape: tuple[int, ...]
+
+    def initial_memory(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
+        """The memory before an episode's first step: zeros ``[B, *memory_shape]``."""
+        return torch.zeros(batch_size, *self.memory_shape, device=device)
+
+    @torch.no_grad()
+    def _measure_out_dim(self) -> int:
+        was_training = self.training
+        self.eval()
+        out, _ = self(torch.zeros(1, 1, *self.obs_shape), self.initial_memory(1), torch.ones(1, 1, dtype=torch.bool))
+        self.train(was_training)
+        self.out_dim = int(out.shape[-1])
+        return self.out_dim
+
+    @abc.abstractmethod
+    def forward(self, obs: Tensor, memory: Tensor, episode_start: Tensor) -> tuple[Tensor, Tensor]:
+        """Features of a sequence and the memory after it.
+
+        Shapes:
+            obs: ``[T, B, *obs_shape]``; memory: ``[B, *memory_shape]`` (before step 0);
+            episode_start: ``[T, B]`` bool. Returns features ``[T, B, out_dim]`` and the memory
+            after step ``T - 1``, ``[B, *memory_shape]``.
+        """
+
+
+def check_sequence_inputs(obs: Tensor, memory: Tensor, episode_start: Tensor, extractor: MemoryExtractor) -> None:
+    """Raise ``ValueError`` naming the mismatch if the inputs of a memory extractor disagree."""
+    T, B = episode_start.shape if episode_start.dim() == 2 else (None, None)
+    if T is None or episode_start.dtype != torch.bool:
+        raise ValueError(
+            f"episode_start must be a [T, B] bool tensor, got {tuple(episode_start.shape)} {episode_start.dtype}"
+        )
+    if tuple(obs.shape) != (T, B, *extractor.obs_shape):
+        raise ValueError(f"obs has shape {tuple(obs.shape)}, expected {(T, B, *extractor.obs_shape)}")
+    if tuple(memory.shape) != (B, *extractor.memory_shape):
+        raise ValueError(f"memory has shape {tuple(memory.shape)}, expected {(B, *extractor.memory_shape)}")

@@ -1,0 +1,54 @@
+"""Learning curves over seeds: mean and a 95 % percentile-bootstrap interval at each evaluation.
+
+The bootstrap resamples whole runs (seeds) with replacement, as rliable does for one task; with the
+handful of seeds RL papers use the interval is wide, which is the honest answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CurveBand:
+    """Mean evaluation return over runs and its interval at shared evaluation steps. Shapes: ``[E]``."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    num_runs: int
+
+
+def load_evaluations(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(timesteps [E], mean return per evaluation [E])`` from an RL Zoo-style ``evaluations.npz``."""
+    data = np.load(path)
+    return data["timesteps"], data["results"].mean(axis=1)
+
+
+def bootstrap_band(
+    runs: list[tuple[np.ndarray, np.ndarray]], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> CurveBand:
+    """Mean over ``runs`` and a percentile-bootstrap interval of that mean, per evaluation step.
+
+    Args:
+        runs: One ``(steps [E_r], returns [E_r])`` per run; only the steps every run reached are kept.
+        confidence: Coverage of the interval.
+        resamples: Bootstrap resamples of the runs.
+        seed: Seed of the resampling.
+    """
+    if not runs:
+        raise ValueError("bootstrap_band needs at least one run")
+    steps = np.asarray(runs[0][0])
+    for run_steps, _ in runs[1:]:
+        steps = np.intersect1d(steps, run_steps)
+    table = np.stack([np.asarray(r)[np.searchsorted(s, steps)] for s, r in runs])  # [R, E]
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(runs), size=(resamples, len(runs)))
+    means = table[picks].mean(axis=1)  # [resamples, E]
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
+    return CurveBand(steps, table.mean(axis=0), low, high, len(runs))

@@ -1,0 +1,158 @@
+"""Why memory matters on CartPole: five agents over several seeds, one figure and one table.
+
+Trains ``configs/memory/<agent>.yaml`` for each agent and seed (``lit-rl fit`` subprocesses, ``--jobs``
+at a time with one torch thread each), then reads every run's ``evaluations.npz`` and writes
+
+- ``memory_comparison.png`` / ``.pdf``: evaluation return vs env steps, mean over seeds with a 95 %
+  percentile-bootstrap interval (needs the ``analysis`` extra);
+- ``memory_comparison.md`` / ``.csv``: per agent the final evaluation (mean and interval over seeds,
+  median of seeds), the best evaluation and the first step each seed reached ``--threshold``.
+
+    python tools/memory_comparison.py --seeds 1 2 3 --jobs 2
+    python tools/memory_comparison.py --agents stateless_gtrxl --seeds 1 2 3 --steps 500000
+    python tools/memory_comparison.py --report-only          # re-read finished runs
+
+Runs go to ``--out/runs/<agent>/seed_<s>``; a run whose ``evaluations.npz`` already reaches the
+budget is not trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from lit_rl.analysis.curves import CurveBand, bootstrap_band, load_evaluations
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "memory"
+AGENTS = ("cartpole_mlp", "stateless_mlp", "stateless_stack4_mlp", "stateless_lstm", "stateless_gtrxl")
+LABELS = {
+    "cartpole_mlp": "full state, MLP",
+    "stateless_mlp": "stateless, MLP",
+    "stateless_stack4_mlp": "stateless, 4 stacked obs, MLP",
+    "stateless_lstm": "stateless, LSTM",
+    "stateless_gtrxl": "stateless, GTrXL",
+}
+
+
+def run_dir(out: Path, agent: str, seed: int) -> Path:
+    return out / "runs" / agent / f"seed_{seed}"
+
+
+def train(agent: str, seed: int, args: argparse.Namespace) -> tuple[str, int, float]:
+    """One ``lit-rl fit`` subprocess; returns its wall time in seconds (0 if it was already done)."""
+    npz = run_dir(args.out, agent, seed) / "evaluations.npz"
+    if npz.exists() and load_evaluations(npz)[0].max(initial=0) >= args.steps:
+        return agent, seed, 0.0
+    cmd = [
+        sys.executable,
+        "-m",
+        "lit_rl",
+        "fit",
+        "--config",
+        str(CONFIGS / f"{agent}.yaml"),
+        f"--seed_everything={seed}",
+        f"--model.total_env_steps={args.steps}",
+        f"--evaluation.every_n_env_steps={args.eval_every}",
+        f"--trainer.logger.init_args.save_dir={args.out / 'runs'}",
+        f"--trainer.logger.init_args.name={agent}",
+        f"--trainer.logger.init_args.version=seed_{seed}",
+        "--trainer.enable_progress_bar=false",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    log = args.out / "logs" / f"{agent}_seed_{seed}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "w") as f:
+        subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+    return agent, seed, time.perf_counter() - start
+
+
+def first_step_reaching(steps: np.ndarray, returns: np.ndarray, threshold: float) -> float:
+    hits = np.flatnonzero(returns >= threshold)
+    return float(steps[hits[0]]) if hits.size else float("nan")
+
+
+def report(args: argparse.Namespace) -> dict[str, CurveBand]:
+    bands, rows, csv = {}, [], ["agent,seeds,final_mean,final_low,final_high,final_median,best_mean,median_first_step"]
+    for agent in args.agents:
+        runs = [load_evaluations(p) for s in args.seeds if (p := run_dir(args.out, agent, s) / "evaluations.npz").exists()]
+        if not runs:
+            continue
+        band = bands[agent] = bootstrap_band(runs)
+        finals = [r[-1] for _, r in runs]
+        firsts = [first_step_reaching(s, r, args.threshold) for s, r in runs]
+        median_first = np.median(firsts) if not np.isnan(firsts).any() else float("nan")
+        first_text = "not reached by every seed" if np.isnan(median_first) else f"{median_first:,.0f}"
+        rows.append(
+            f"| {LABELS.get(agent, agent)} | {len(runs)} | {band.mean[-1]:.1f} [{band.low[-1]:.1f}, {band.high[-1]:.1f}] "
+            f"| {np.median(finals):.1f} | {band.mean.max():.1f} | {first_text} |"
+        )
+        csv.append(
+            f"{agent},{len(runs)},{band.mean[-1]},{band.low[-1]},{band.high[-1]},{np.median(finals)},"
+            f"{band.mean.max()},{median_first}"
+        )
+    header = [
+        f"| agent | seeds | final evaluation at {bands and next(iter(bands.values())).steps[-1]:,} steps, "
+        f"mean [95 % CI] | median of seeds | best mean evaluation | median first step ≥ {args.threshold:g} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    (args.out / "memory_comparison.md").write_text("\n".join(header + rows) + "\n")
+    (args.out / "memory_comparison.csv").write_text("\n".join(csv) + "\n")
+    print("\n".join(header + rows))
+    plot(bands, args.out / "memory_comparison")
+    return bands
+
+
+def plot(bands: dict[str, CurveBand], stem: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no figure: matplotlib is missing (pip install -e '.[analysis]')", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for agent, band in bands.items():
+        (line,) = ax.plot(band.steps, band.mean, label=f"{LABELS.get(agent, agent)} ({band.num_runs} seeds)")
+        ax.fill_between(band.steps, band.low, band.high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set(xlabel="env steps", ylabel="evaluation return (mean of 10 episodes)", ylim=(0, 510))
+    ax.set_title("PPO on CartPole: full state vs StatelessCartPole with and without memory", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    for suffix in (".png", ".pdf"):
+        fig.savefig(stem.with_suffix(suffix), dpi=130)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS), help="configs/memory/<agent>.yaml")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="seeds (networks and envs)")
+    parser.add_argument("--steps", type=int, default=500_000, help="env steps per run")
+    parser.add_argument("--eval-every", type=int, default=25_000, help="evaluation period in env steps")
+    parser.add_argument("--threshold", type=float, default=400.0, help="return for the 'first step reaching' column")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--out", type=Path, default=Path("bench_results/memory_comparison"), help="output folder")
+    parser.add_argument("--report-only", action="store_true", help="only read finished runs and write the report")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        # Slowest agents first, so the last job to finish is a short one.
+        jobs = [(a, s) for a in sorted(args.agents, key=lambda a: -AGENTS.index(a)) for s in args.seeds]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for agent, seed, seconds in pool.map(lambda job: train(*job, args), jobs):
+                print(f"{agent} seed {seed}: {seconds:.0f} s", flush=True)
+    report(args)
+
+
+if __name__ == "__main__":
+    main()
