@@ -82,7 +82,8 @@ def first_step_reaching(steps: np.ndarray, returns: np.ndarray, threshold: float
 def report(args: argparse.Namespace) -> dict[str, CurveBand]:
     bands, rows, csv = {}, [], ["agent,seeds,final_mean,final_low,final_high,final_median,best_mean,median_first_step"]
     for agent in args.agents:
-        runs = [load_evaluations(p) for s in args.seeds if (p := run_dir(args.out, agent, s) / "evaluations.npz").exists()]
+        paths = [run_dir(args.out, agent, s) / "evaluations.npz" for s in args.seeds]
+        runs = [load_evaluations(p) for p in paths if p.exists()]
         if not runs:
             continue
         band = bands[agent] = bootstrap_band(runs)
@@ -91,7 +92,8 @@ def report(args: argparse.Namespace) -> dict[str, CurveBand]:
         median_first = np.median(firsts) if not np.isnan(firsts).any() else float("nan")
         first_text = "not reached by every seed" if np.isnan(median_first) else f"{median_first:,.0f}"
         rows.append(
-            f"| {LABELS.get(agent, agent)} | {len(runs)} | {band.mean[-1]:.1f} [{band.low[-1]:.1f}, {band.high[-1]:.1f}] "
+            f"| {LABELS.get(agent, agent)} | {len(runs)} "
+            f"| {band.mean[-1]:.1f} [{band.low[-1]:.1f}, {band.high[-1]:.1f}] "
             f"| {np.median(finals):.1f} | {band.mean.max():.1f} | {first_text} |"
         )
         csv.append(

@@ -119,3 +119,24 @@ def test_recurrent_training_reproduces_what_the_policy_did_while_acting(extracto
     assert_close(log_probs[seq.mask], seq.log_probs[seq.mask], atol=1e-5, rtol=1e-5)
     assert_close(values[seq.mask], seq.values[seq.mask], atol=1e-5, rtol=1e-5)
     env.close()
+
+
+def test_recurrent_truncation_bootstrap_sees_the_episodes_memory() -> None:
+    from lit_rl.models.extractors.lstm import LSTM
+
+    env = make_vector_env("lit_rl_test/ConstantReward-v0", num_envs=2)  # TimeLimit 50, observations all 0
+    policy = ActorCritic((2,), 2, lambda shape: LSTM(shape, input_layers=(8,), hidden_size=8, seq_len=10))
+    with torch.no_grad():  # make the value depend on the memory: a bias that the LSTM accumulates
+        policy.extractor.lstm.bias_ih_l0.normal_()
+    rollout, _ = RolloutCollector(env, num_steps=60, seed=0, device=torch.device("cpu")).collect(policy)
+    assert rollout.truncated[49].all() and rollout.episode_starts[50].all()
+    # Replay the 50 steps of the episode, then value the final observation with that memory.
+    starts = torch.zeros(50, 2, dtype=torch.bool)
+    starts[0] = True
+    with torch.no_grad():
+        _, _, memory = policy.forward_sequence(rollout.obs[:50], policy.initial_memory(2), starts)
+    expected = policy.value(torch.zeros(2, 2), memory=memory)
+    fresh = policy.value(torch.zeros(2, 2), memory=policy.initial_memory(2))
+    assert_close(rollout.final_values[49], expected)
+    assert (expected - fresh).abs().min() > 1e-4  # the check can tell the memories apart
+    env.close()

@@ -3,6 +3,7 @@ references written out here from the spec (shared/specs/memory-gtrxl.md §2)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -38,7 +39,7 @@ def sequence(T: int, B: int, p_start: float = 0.15, seed: int = 0) -> tuple[torc
 
 def run_in_pieces(model, obs, starts, bounds) -> tuple[torch.Tensor, torch.Tensor]:
     memory, outputs = model.initial_memory(obs.shape[1]).double(), []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         out, memory = model(obs[a:b], memory, starts[a:b])
         outputs.append(out)
     return torch.cat(outputs), memory

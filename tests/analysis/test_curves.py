@@ -1,0 +1,57 @@
+"""Learning-curve bands over seeds, and the memory-comparison report on fake runs."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lit_rl.analysis.curves import bootstrap_band, load_evaluations
+
+
+def test_band_is_the_mean_over_runs_at_shared_steps_with_a_bootstrap_interval() -> None:
+    runs = [
+        (np.array([10, 20, 30]), np.array([1.0, 2.0, 9.0])),
+        (np.array([10, 20]), np.array([3.0, 6.0])),  # stopped earlier: step 30 is dropped
+    ]
+    band = bootstrap_band(runs, resamples=4000)
+    np.testing.assert_array_equal(band.steps, [10, 20])
+    np.testing.assert_allclose(band.mean, [2.0, 4.0])
+    # Two runs: a resampled mean is one run's value or the average of both, so the 95 % interval
+    # spans from the lower run to the higher one.
+    np.testing.assert_allclose(band.low, [1.0, 2.0])
+    np.testing.assert_allclose(band.high, [3.0, 6.0])
+    assert band.num_runs == 2
+
+
+def test_interval_matches_the_exact_bootstrap_distribution() -> None:
+    values = np.array([0.0, 1.0, 2.0, 10.0])
+    means = np.sort([np.mean(pick) for pick in itertools.product(values, repeat=4)])  # all 256 resamples
+    cdf = np.arange(1, len(means) + 1) / len(means)
+    low, high = means[np.searchsorted(cdf, 0.025)], means[np.searchsorted(cdf, 0.975)]  # exact quantiles
+    band = bootstrap_band([(np.array([1]), np.array([v])) for v in values], resamples=100_000)
+    assert (band.low[0], band.high[0]) == (low, high)
+    assert band.low[0] < band.mean[0] == 3.25 < band.high[0]
+
+
+def test_memory_comparison_report_reads_runs_and_writes_table_and_figure(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    sys.path.insert(0, str(Path(__file__).parents[2] / "tools"))
+    import memory_comparison
+
+    for agent, level in (("stateless_mlp", 30.0), ("stateless_gtrxl", 450.0)):
+        for seed in (1, 2):
+            run = memory_comparison.run_dir(tmp_path, agent, seed)
+            run.mkdir(parents=True)
+            steps = np.array([100, 200])
+            results = np.stack([np.full(10, level / 2), np.full(10, level + seed)])
+            np.savez(run / "evaluations.npz", timesteps=steps, results=results, ep_lengths=results.astype(int))
+    memory_comparison.main(["--report-only", "--out", str(tmp_path), "--seeds", "1", "2", "--threshold", "400"])
+    table = (tmp_path / "memory_comparison.md").read_text()
+    assert "| stateless, GTrXL | 2 | 451.5 [451.0, 452.0] | 451.5 | 451.5 | 200 |" in table
+    assert "| stateless, MLP | 2 | 31.5" in table and "not reached by every seed" in table
+    assert (tmp_path / "memory_comparison.png").stat().st_size > 10_000
+    assert load_evaluations(memory_comparison.run_dir(tmp_path, "stateless_mlp", 1) / "evaluations.npz")[1][1] == 31.0
