@@ -77,12 +77,14 @@ def _final_evaluation(config: str, tmp_path: Path, steps: int) -> float:
     return float(evaluation.results[-1].mean())
 
 
-LSTM_FLOOR = 60.0  # calibrated below
+#: Measured at seed 1 on the 2-core development VM (same result with 1 and 2 torch threads): LSTM 53.8,
+#: MLP 22.9 (random play scores about 22). Another CPU may take other float paths and other episodes.
+LSTM_FLOOR = 45.0
 
 
 def test_memory_beats_a_memoryless_policy_on_stateless_cartpole(tmp_path: Path) -> None:
     """With positions only, an LSTM that can infer velocities outscores the memoryless MLP (same PPO
-    settings, seed and budget); about 2 minutes on 2 cores."""
+    settings, seed and budget: 60 k steps, both annealed to 0); about 2 minutes on 2 cores."""
     steps = 60_000
     lstm = _final_evaluation("stateless_lstm.yaml", tmp_path, steps)
     mlp = _final_evaluation("stateless_mlp.yaml", tmp_path, steps)
