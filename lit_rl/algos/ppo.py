@@ -209,7 +209,8 @@ class PPO(L.LightningModule):
 
     def training_step(self, batch: Rollout, batch_idx: int) -> Tensor:
         # A recurrent policy gets whole chunks [L, K] with the memory recorded before each (see
-        # Rollout.to_sequences); padding is masked out of every loss term.
+        # Rollout.to_sequences); padding is masked out of every loss term. Each rank averages over
+        # its own real samples, so under DDP ranks with more padding weigh their samples slightly more.
         memory = None if batch.memory is None else batch.memory[0]
         new_log_probs, entropy, new_values = self.policy.evaluate(
             batch.obs, batch.actions, memory=memory, episode_start=batch.episode_starts

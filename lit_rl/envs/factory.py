@@ -86,10 +86,7 @@ def make_vector_env(
     if game is None:
         if backend == "ale_vector":
             raise ConfigError(f"backend='ale_vector' needs an Atari env id, got {env_id!r}")
-        env_fns = [
-            lambda: gym.wrappers.RecordEpisodeStatistics(stack_observations(gym.make(env_id), obs_stack))
-            for _ in range(num_envs)
-        ]
+        env_fns = [lambda: _make_classic_env(env_id, obs_stack) for _ in range(num_envs)]
     else:
         options = atari or AtariOptions()
         if evaluation:
@@ -100,3 +97,10 @@ def make_vector_env(
     if vectorization == "async":
         return gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     return gym.vector.SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def _make_classic_env(env_id: str, obs_stack: int) -> gym.Env:
+    """One non-Atari env with episode statistics; registers lit_rl's ids first, since async workers
+    started with ``spawn`` or ``forkserver`` do not inherit the parent's registry."""
+    register_envs()
+    return gym.wrappers.RecordEpisodeStatistics(stack_observations(gym.make(env_id), obs_stack))

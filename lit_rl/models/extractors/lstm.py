@@ -72,7 +72,9 @@ class LSTM(MemoryExtractor):
         x = rearrange(self.input_norm(self.encoder(obs.flatten(0, 1))), "(t b) e -> t b e", t=T)
         h, c = (rearrange(s, "b l d -> l b d").contiguous() for s in memory.unbind(1))
         # Run cuDNN/oneDNN over the stretches between episode starts; reset the state before each.
-        bounds = [0, *torch.nonzero(episode_start[1:].any(1)).flatten().add(1).tolist(), T]
+        # (T == 1 while acting: no split, and no device-to-host sync.)
+        inner = torch.nonzero(episode_start[1:].any(1)).flatten().add(1).tolist() if T > 1 else []
+        bounds = [0, *inner, T]
         outputs = []
         for a, b in itertools.pairwise(bounds):
             keep = rearrange((~episode_start[a]).to(x.dtype), "b -> 1 b 1")
