@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lit_rl.analysis.curves import CurveBand, bootstrap_band, load_evaluations
+from lit_rl.analysis.plots import pyplot_or_none
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "memory"
 AGENTS = ("cartpole_mlp", "stateless_mlp", "stateless_stack4_mlp", "stateless_lstm", "stateless_gtrxl")
@@ -113,13 +114,8 @@ def report(args: argparse.Namespace) -> dict[str, CurveBand]:
 
 
 def plot(bands: dict[str, CurveBand], stem: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("no figure: matplotlib is missing (pip install -e '.[analysis]')", file=sys.stderr)
+    plt = pyplot_or_none()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for agent, band in bands.items():

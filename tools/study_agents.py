@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lit_rl.analysis.plots import pyplot_or_none
 from lit_rl.cli import run
 
 AGENTS = ("NA", "SWA", "CWRA", "CWCA", "CWRCA")
@@ -169,13 +169,8 @@ def learn(args: argparse.Namespace) -> dict:
 
 
 def plot(curves: dict[str, tuple[list[int], list[float]]], path: Path, title: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("no figure: matplotlib is missing (pip install -e '.[analysis]')", file=sys.stderr)
+    plt = pyplot_or_none()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(6, 4))
     for agent, (steps, means) in curves.items():
