@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from lit_rl.analysis.curves import bootstrap_band, load_evaluations
 
@@ -38,7 +37,6 @@ def test_interval_matches_the_exact_bootstrap_distribution() -> None:
 
 
 def test_memory_comparison_report_reads_runs_and_writes_table_and_figure(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     sys.path.insert(0, str(Path(__file__).parents[2] / "tools"))
     import memory_comparison
 
@@ -53,5 +51,6 @@ def test_memory_comparison_report_reads_runs_and_writes_table_and_figure(tmp_pat
     table = (tmp_path / "memory_comparison.md").read_text()
     assert "| stateless, GTrXL | 2 | 451.5 [451.0, 452.0] | 451.5 | 451.5 | 200 |" in table
     assert "| stateless, MLP | 2 | 31.5" in table and "not reached by every seed" in table
+    # matplotlib comes with the dev extra
     assert (tmp_path / "memory_comparison.png").stat().st_size > 10_000
     assert load_evaluations(memory_comparison.run_dir(tmp_path, "stateless_mlp", 1) / "evaluations.npz")[1][1] == 31.0
