@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
@@ -16,10 +17,15 @@ from lit_rl.errors import ConfigError
 CART_LIMIT, POLE_LIMIT = 2.4, 12 * 2 * np.pi / 360
 
 
-def test_check_env_id_accepts_registered_ids() -> None:
-    check_env_id("CartPole-v1")
-    check_env_id("BreakoutNoFrameskip-v4")  # ALE ids are registered by check_env_id itself
-    check_env_id("ALE/Pong-v5")
+@pytest.mark.parametrize(
+    "env_id",
+    # ALE and lit_rl ids are registered by check_env_id itself
+    ["CartPole-v1", "BreakoutNoFrameskip-v4", "ALE/Pong-v5", "lit_rl/StatelessCartPole-v1"],
+)
+def test_check_env_id_accepts_registered_ids(env_id: str) -> None:
+    assert check_env_id(env_id) is None
+    assert env_id in gym.registry
+    assert gym.spec(env_id).id == env_id
 
 
 @pytest.mark.parametrize(
