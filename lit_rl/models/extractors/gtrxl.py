@@ -27,7 +27,7 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
 from lit_rl.models.extractors.base import MemoryExtractor, check_sequence_inputs
-from lit_rl.models.extractors.mlp import MLP
+from lit_rl.models.extractors.mlp import encoder
 
 
 def sinusoid_table(length: int, dim: int) -> Tensor:
@@ -167,11 +167,7 @@ class GTrXL(MemoryExtractor):
         super().__init__(obs_shape)
         self.seq_len, self.memory_length = int(seq_len), int(memory_length)
         self.memory_shape = (int(num_units), self.memory_length, int(dim))
-        if input_layers:
-            self.encoder: nn.Module = MLP(self.obs_shape, hidden_sizes=tuple(input_layers), activation=activation)
-            in_dim = self.encoder.out_dim
-        else:
-            self.encoder, in_dim = nn.Flatten(), math.prod(self.obs_shape)
+        self.encoder, in_dim = encoder(self.obs_shape, tuple(input_layers), activation)
         self.embed = nn.Linear(in_dim, int(dim))
         self.units = nn.ModuleList(
             GTrXLUnit(int(dim), int(heads), int(head_dim), int(mlp_dim), self.memory_length, float(gate_bias))

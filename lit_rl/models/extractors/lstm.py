@@ -7,7 +7,6 @@ Reference: cleanrl ``ppo_atari_lstm.py`` (an encoder, then ``nn.LSTM``; the stat
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Literal
 
 import torch
@@ -16,7 +15,7 @@ from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 
 from lit_rl.models.extractors.base import MemoryExtractor, check_sequence_inputs
-from lit_rl.models.extractors.mlp import MLP
+from lit_rl.models.extractors.mlp import encoder
 
 
 class LSTM(MemoryExtractor):
@@ -51,11 +50,7 @@ class LSTM(MemoryExtractor):
         super().__init__(obs_shape)
         self.seq_len = int(seq_len)
         self.memory_shape = (2, int(num_layers), int(hidden_size))
-        if input_layers:
-            self.encoder: nn.Module = MLP(self.obs_shape, hidden_sizes=tuple(input_layers), activation=activation)
-            in_dim = self.encoder.out_dim
-        else:
-            self.encoder, in_dim = nn.Flatten(), math.prod(self.obs_shape)
+        self.encoder, in_dim = encoder(self.obs_shape, tuple(input_layers), activation)
         self.input_norm = nn.LayerNorm(in_dim) if input_norm else nn.Identity()
         self.lstm = nn.LSTM(in_dim, int(hidden_size), int(num_layers))
         for name, param in self.lstm.named_parameters():

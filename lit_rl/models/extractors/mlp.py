@@ -43,3 +43,17 @@ class MLP(FeatureExtractor):
     def forward(self, obs: Tensor) -> Tensor:
         """``[B, *obs_shape] -> [B, hidden_sizes[-1]]``."""
         return self.net(obs)
+
+
+def encoder(
+    obs_shape: tuple[int, ...], hidden_sizes: tuple[int, ...], activation: Literal["tanh", "relu"] = "tanh"
+) -> tuple[nn.Module, int]:
+    """An :class:`MLP` in front of another network, or just ``Flatten`` when ``hidden_sizes`` is empty.
+
+    Returns:
+        The module and its output width.
+    """
+    if not hidden_sizes:
+        return nn.Flatten(), math.prod(obs_shape)
+    mlp = MLP(obs_shape, hidden_sizes=tuple(hidden_sizes), activation=activation)
+    return mlp, mlp.out_dim
