@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from typing import Literal
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from lit_rl.envs.atari import ale_game, ensure_ale_registered, make_ale_vector_env, make_atari_env
+from lit_rl.envs.atari import ale_game, ensure_ale_registered, make_ale_vector_env, make_atari_env, tracks_rooms
 from lit_rl.envs.classic import register_envs, stack_observations
+from lit_rl.envs.mario import is_mario, make_mario_env
 from lit_rl.envs.options import AtariOptions
 from lit_rl.errors import ConfigError
 
@@ -23,10 +25,13 @@ Vectorization = Literal["sync", "async"]
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise :class:`ConfigError` naming close matches if ``env_id`` is not registered."""
+    """Raise :class:`ConfigError` naming close matches if ``env_id`` is not registered.
+
+    Super Mario Bros ids are registered on first use if the ``mario`` extra is installed, and
+    raise a :class:`ConfigError` naming the extra if it is not."""
     ensure_ale_registered()
     register_envs()
-    if env_id in gym.registry:
+    if env_id in gym.registry or is_mario(env_id):
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "see gymnasium.pprint_registry()"
@@ -58,10 +63,12 @@ def make_vector_env(
     """Build and reset-ready ``num_envs`` copies of ``env_id``.
 
     Args:
-        env_id: Any registered gymnasium id; ALE games get the Atari protocol of ``atari``.
+        env_id: Any registered gymnasium id; ALE games get the Atari protocol of ``atari``; Super
+            Mario Bros ids (extra ``mario``) the defaults of :func:`lit_rl.envs.mario.make_mario_env`.
         num_envs: Number of parallel environments.
         backend: ``"gymnasium"`` (wrappers per env), ``"ale_vector"`` (ale-py's C++ vector env,
-            Atari only) or ``"auto"`` (``ale_vector`` for Atari, else ``gymnasium``).
+            Atari only) or ``"auto"`` (``ale_vector`` for Atari except Montezuma's Revenge, whose rooms
+            only the gymnasium backend reports; else ``gymnasium``).
         atari: Atari protocol; ``None`` uses :class:`AtariOptions` defaults.
         vectorization: ``"sync"`` (one process) or ``"async"`` (one subprocess per env) for the
             gymnasium backend.
@@ -83,7 +90,9 @@ def make_vector_env(
             f"obs_stack={obs_stack}; expected a positive integer, and 1 for Atari games "
             "(they stack frames with atari.frame_stack)"
         )
-    if game is None:
+    if is_mario(env_id):
+        env_fns = _mario_env_fns(env_id, num_envs, backend, obs_stack)
+    elif game is None:
         if backend == "ale_vector":
             raise ConfigError(f"backend='ale_vector' needs an Atari env id, got {env_id!r}")
         env_fns = [lambda: _make_classic_env(env_id, obs_stack) for _ in range(num_envs)]
@@ -91,7 +100,9 @@ def make_vector_env(
         options = atari or AtariOptions()
         if evaluation:
             options = options.for_evaluation()
-        if backend in ("auto", "ale_vector"):
+        # auto: the C++ vector env, except for Montezuma's Revenge, whose rooms (RAM) only the
+        # gymnasium backend exposes.
+        if backend == "ale_vector" or (backend == "auto" and not tracks_rooms(env_id)):
             return make_ale_vector_env(game, num_envs, options)
         env_fns = [lambda: make_atari_env(env_id, options) for _ in range(num_envs)]
     if vectorization == "async":
@@ -104,3 +115,13 @@ def _make_classic_env(env_id: str, obs_stack: int) -> gym.Env:
     started with ``spawn`` or ``forkserver`` do not inherit the parent's registry."""
     register_envs()
     return gym.wrappers.RecordEpisodeStatistics(stack_observations(gym.make(env_id), obs_stack))
+
+
+def _mario_env_fns(env_id: str, num_envs: int, backend: Backend, obs_stack: int) -> list[Callable[[], gym.Env]]:
+    """Factories of ``num_envs`` Mario envs for gymnasium's vector envs; ``make_mario_env`` registers the
+    package's ids itself, so workers started with ``spawn`` can build them too."""
+    if backend == "ale_vector":
+        raise ConfigError(f"backend='ale_vector' needs an Atari env id, got the Mario id {env_id!r}")
+    if obs_stack != 1:
+        raise ConfigError(f"obs_stack={obs_stack}; expected 1 for Mario ids (they stack 4 frames themselves)")
+    return [lambda: make_mario_env(env_id) for _ in range(num_envs)]
