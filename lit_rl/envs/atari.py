@@ -84,6 +84,43 @@ class FireReset(gym.Wrapper):
         return obs, info
 
 
+class RoomTracker(gym.Wrapper):
+    """Montezuma's Revenge rooms: ``info["room"]`` every step (RAM byte 3, spec
+    ``explorative-vit-rnd.md`` §2) and ``episode["rooms"]``, the number of distinct rooms of the game,
+    beside ``RecordEpisodeStatistics``' return and length when a game ends.
+
+    Sits directly above ``RecordEpisodeStatistics``, so an episode is a whole game.
+    """
+
+    ROOM_RAM_INDEX = 3
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._rooms: set[int] = set()
+
+    def _room(self) -> int:
+        return int(self.env.unwrapped.ale.getRAM()[self.ROOM_RAM_INDEX])
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        info["room"] = self._room()
+        self._rooms = {info["room"]}
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["room"] = self._room()
+        self._rooms.add(info["room"])
+        if "episode" in info:
+            info["episode"]["rooms"] = len(self._rooms)
+        return obs, reward, terminated, truncated, info
+
+
+def tracks_rooms(env_id: str) -> bool:
+    """True for Montezuma's Revenge, whose room number lit_rl logs."""
+    return ale_game(env_id) == "montezuma_revenge"
+
+
 def needs_fire(env: gym.Env) -> bool:
     meanings = env.unwrapped.get_action_meanings()
     return len(meanings) >= 3 and meanings[1] == "FIRE"
@@ -114,6 +151,8 @@ def make_atari_env(env_id: str, options: AtariOptions) -> gym.Env:
         scale_obs=False,
     )
     env = gym.wrappers.RecordEpisodeStatistics(env)
+    if tracks_rooms(env_id):
+        env = RoomTracker(env)
     if options.terminal_on_life_loss:
         env = EpisodicLife(env)
     if options.fire_reset and needs_fire(env):

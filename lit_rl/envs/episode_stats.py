@@ -7,6 +7,8 @@ time limit, never a training-only life loss), ``episode["r"]`` (the raw, unclipp
 ``RecordEpisodeStatistics`` does. gymnasium's vector envs put them in ``info["final_info"]`` (the info
 of the final step, since the returned info belongs to the reset); ale-py's C++ backend in ``info``.
 The observation that ended an episode is in ``info["final_obs"]`` (rows where ``info["_final_obs"]``).
+Montezuma's Revenge envs of the gymnasium backend also report ``info["room"]`` every step and
+``episode["rooms"]`` (distinct rooms of the game) when it ends (:class:`lit_rl.envs.atari.RoomTracker`).
 """
 
 from __future__ import annotations
@@ -39,3 +41,25 @@ def final_observations(info: dict[str, Any], env_indices: np.ndarray) -> np.ndar
     if isinstance(final, np.ndarray) and final.dtype != object:
         return final[env_indices]
     return np.stack([np.asarray(final[i]) for i in env_indices])
+
+
+def finished_episode_rooms(info: dict[str, Any]) -> np.ndarray:
+    """Distinct rooms visited in each episode that ended at this step, ``[E]`` (empty without room tracking)."""
+    if "final_info" in info and "episode" in info["final_info"]:
+        info = info["final_info"]
+    if "episode" not in info or "rooms" not in info["episode"]:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(info["episode"]["rooms"], dtype=np.int64)[np.asarray(info["_episode"], dtype=bool)]
+
+
+def current_rooms(info: dict[str, Any]) -> np.ndarray:
+    """Room of every env after this step, ``[N]``, including the last room of envs whose game just ended;
+    empty without room tracking."""
+    if "room" not in info:
+        return np.zeros(0, dtype=np.int64)
+    rooms = np.asarray(info["room"], dtype=np.int64)
+    final = info.get("final_info", {})
+    if "room" in final:
+        ended = np.asarray(final["_room"], dtype=bool)
+        rooms = np.concatenate([rooms, np.asarray(final["room"], dtype=np.int64)[ended]])
+    return rooms
