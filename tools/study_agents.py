@@ -116,7 +116,7 @@ def update(args: argparse.Namespace) -> dict:
         for agent, net in nets.items():
             start = time.perf_counter()
             for _ in range(5):
-                log_probs, entropy, values = net.evaluate(obs, actions)
+                log_probs, entropy, values, _ = net.evaluate(obs, actions)
                 (log_probs.mean() + values.square().mean() - 0.01 * entropy.mean()).backward()
                 optimizers[agent].step()
                 optimizers[agent].zero_grad()

@@ -1,6 +1,9 @@
-"""Proximal Policy Optimization (Schulman et al., 2017) as a LightningModule.
+"""Proximal Policy Optimization (Schulman et al., 2017) as a LightningModule, optionally with RND.
 
-Reference: cleanrl ``ppo_atari.py``; the update reads top to bottom as its inner loop does.
+Reference: cleanrl ``ppo_atari.py``; the update reads top to bottom as its inner loop does. With
+``intrinsic`` (Random Network Distillation) it follows cleanrl ``ppo_rnd_envpool.py`` and spec
+``explorative-vit-rnd.md`` §2: two value heads, an episodic extrinsic and a non-episodic intrinsic
+GAE, ``A = ext_coef · A_ext + int_coef · A_int``, and the predictor trained in the same step.
 Deviations from the reference are marked where they happen.
 """
 
@@ -21,16 +24,21 @@ from torchmetrics import MeanMetric
 
 from lit_rl.algos.gae import compute_gae
 from lit_rl.algos.ppo_loss import PPOLossOutput, ppo_loss
+from lit_rl.algos.running_stats import ReduceSum
 from lit_rl.data.collector import EpisodeStats
 from lit_rl.data.rollout import Rollout
 from lit_rl.errors import ConfigError
 from lit_rl.evaluation import EpisodeResults
-from lit_rl.models.actor_critic import ActorCritic
+from lit_rl.models.actor_critic import ActorCritic, HeadStyle
 from lit_rl.models.extractors.base import ExtractorFactory
 from lit_rl.models.extractors.mlp import MLP
+from lit_rl.models.intrinsic.rnd import RND, RNDFactory
 from lit_rl.specs import EnvSpec
 
 LOSS_KEYS = ("loss/policy", "loss/value", "loss/entropy", "diag/approx_kl", "diag/clip_fraction")
+INTRINSIC_LOSS_KEYS = ("loss/int_value", "loss/rnd")
+#: Room ids are one RAM byte (Montezuma's Revenge).
+NUM_ROOM_IDS = 256
 
 
 def adam(params) -> torch.optim.Optimizer:
@@ -53,7 +61,7 @@ class PPO(L.LightningModule):
     ``on_train_epoch_end`` (timing, logging against env steps, the budget), and
     ``transfer_batch_to_device``, ``validation_step`` / ``test_step`` (log the evaluation episodes
     the datamodule ran for ``lit-rl validate`` / ``test``). The datamodule calls :meth:`record_episodes` and
-    :meth:`process_rollout` once per rollout.
+    :meth:`process_rollout` once per rollout, and :meth:`warm_up` while :attr:`warmup_pending`.
 
     Args:
         env_spec: Linked from the datamodule by the CLI (an :class:`EnvSpec` or its ``asdict``).
@@ -72,6 +80,12 @@ class PPO(L.LightningModule):
         target_kl: Stop the update of a rollout once a minibatch's approximate KL exceeds this.
         shared_extractor: Actor and critic share the trunk.
         channels_last: Channels-last activations for image observations.
+        heads: Head style of the policy, ``linear`` or ``rnd`` (see :class:`ActorCritic`).
+        intrinsic: Intrinsic-reward module factory (:class:`lit_rl.models.intrinsic.rnd.RND`); adds
+            the intrinsic value head. ``gamma`` is then the extrinsic discount (0.999 in RND).
+        dropout_in_update: Run the update with the policy's dropout active. Off (default): the policy
+            is in eval mode in the update as in rollouts, so the ratio at the first minibatch is exactly 1.
+            On: the original explorative ViT's regularisation, at the price of a noisy ratio.
     """
 
     def __init__(
@@ -94,6 +108,9 @@ class PPO(L.LightningModule):
         target_kl: PositiveFloat | None = None,
         shared_extractor: bool = True,
         channels_last: bool = True,
+        heads: HeadStyle = "linear",
+        intrinsic: RNDFactory | None = None,
+        dropout_in_update: bool = False,
     ) -> None:
         super().__init__()
         if total_env_steps <= 0:
@@ -118,7 +135,11 @@ class PPO(L.LightningModule):
             extractor,
             shared_extractor=shared_extractor,
             channels_last=channels_last,
+            heads=heads,
+            intrinsic_value=intrinsic is not None,
         )
+        self.intrinsic: RND | None = None if intrinsic is None else intrinsic(spec.obs_shape, spec.num_envs)
+        self.dropout_in_update = dropout_in_update
         self.optimizer_factory = optimizer
         self.total_env_steps = total_env_steps
         self.anneal_lr, self.anneal_clip = anneal_lr, anneal_clip
@@ -134,10 +155,15 @@ class PPO(L.LightningModule):
         self._epoch_start = (time.perf_counter(), 0)
         self._update_end = self._epoch_start[0]
         # Per-update sums of the loss terms: one fused add per minibatch, no host sync.
-        self.register_buffer("_loss_sums", torch.zeros(len(LOSS_KEYS)), persistent=False)
+        self.loss_keys = LOSS_KEYS + (INTRINSIC_LOSS_KEYS if self.intrinsic is not None else ())
+        self.register_buffer("_loss_sums", torch.zeros(len(self.loss_keys)), persistent=False)
         self.register_buffer("_loss_count", torch.zeros(()), persistent=False)
         self.episode_return = MeanMetric()
         self.episode_length = MeanMetric()
+        self.episode_rooms = MeanMetric()
+        # Rooms any env of any rank has been in since the start of training (Montezuma's Revenge).
+        self.register_buffer("rooms_seen", torch.zeros(NUM_ROOM_IDS, dtype=torch.bool))
+        self._rollout_metrics: dict[str, float] = {}
         self.latest_episode_return = float("nan")
         self.explained_var = torch.full((), float("nan"))
 
@@ -162,11 +188,73 @@ class PPO(L.LightningModule):
     # -- rollout processing (called by the datamodule) ------------------------------------------
 
     def record_episodes(self, episodes: EpisodeStats) -> None:
-        """Accumulate the raw returns and lengths of episodes that ended in the last rollout."""
+        """Accumulate the raw returns, lengths and rooms of episodes that ended in the last rollout."""
         if episodes.returns.size:
             self.episode_return.update(torch.as_tensor(episodes.returns, dtype=torch.float32))
             self.episode_length.update(torch.as_tensor(episodes.lengths, dtype=torch.float32))
             self.latest_episode_return = float(episodes.returns.mean())
+        if episodes.rooms.size:
+            self.episode_rooms.update(torch.as_tensor(episodes.rooms, dtype=torch.float32))
+        if episodes.rooms_seen.size or self.rooms_seen.any():
+            seen = self.rooms_seen.float()
+            seen[torch.as_tensor(episodes.rooms_seen, device=seen.device)] = 1.0
+            # Every rank reaches this point once per rollout, so the reduction is collective.
+            self.rooms_seen.copy_(self._reduce_sum(seen) > 0)
+
+    # -- intrinsic rewards (RND) ----------------------------------------------------------------
+
+    def _reduce_sum(self, x: Tensor) -> Tensor:
+        """Sum over ranks (identity in one process or without a trainer)."""
+        if self._trainer is None:
+            return x
+        return self.trainer.strategy.reduce(x, reduce_op="sum")
+
+    @property
+    def next_obs_view(self):
+        """What the collector records of each next observation: RND's input, or ``None`` without RND."""
+        return None if self.intrinsic is None else self.intrinsic.select_input
+
+    @property
+    def warmup_pending(self) -> bool:
+        """RND's observation statistics still need random-policy rollouts (see :meth:`warm_up`)."""
+        return self.intrinsic is not None and self.intrinsic.warmup_pending > 0
+
+    @torch.no_grad()
+    def warm_up(self, next_obs: Tensor) -> None:
+        """Add one random-policy rollout's RND inputs ``[T, N, ...]`` (of every rank) to the observation
+        statistics. Not counted as env steps (cleanrl does not count them either)."""
+        self.intrinsic.update_obs_stats(next_obs, self._reduce_sum)
+        self.intrinsic.warmup_done += 1
+
+    @torch.no_grad()
+    def _intrinsic_advantages(self, rollout: Rollout, reduce_sum: ReduceSum) -> tuple[Tensor, Tensor]:
+        """Non-episodic intrinsic GAE of a rollout: advantages and returns ``[T, N]``.
+
+        Rewards come from the observation statistics before this rollout; the statistics are updated
+        with its observations afterwards (cleanrl's order).
+        """
+        rnd = self.intrinsic
+        raw = rnd.rewards(rollout.next_obs.flatten(0, 1)).view_as(rollout.rewards)
+        rewards = rnd.normalize_rewards(raw, reduce_sum)
+        rnd.update_obs_stats(rollout.next_obs, reduce_sum)
+        never = torch.zeros_like(rollout.terminated)
+        advantages, returns = compute_gae(
+            rewards,
+            rollout.int_values,
+            rollout.int_last_value,
+            never,  # non-episodic: novelty flows across episode ends
+            never,
+            torch.zeros_like(rewards),
+            gamma=rnd.gamma,
+            gae_lambda=self.gae_lambda,
+        )
+        self._rollout_metrics = {
+            "rnd/intrinsic_reward": float(rewards.mean()),
+            "rnd/intrinsic_reward_raw": float(raw.mean()),
+            "rnd/int_return_std": float(rnd.return_rms.std()),
+            "diag/int_explained_variance": float(explained_variance(rollout.int_values, returns)),
+        }
+        return advantages, returns
 
     @torch.no_grad()
     def process_rollout(self, rollout: Rollout) -> Rollout:
@@ -185,12 +273,19 @@ class PPO(L.LightningModule):
         )
         self.env_steps += rollout.num_transitions * self.trainer.world_size
         self.explained_var = explained_variance(rollout.values, returns)
-        return dataclasses.replace(rollout, advantages=advantages, returns=returns)
+        if self.intrinsic is None:
+            return dataclasses.replace(rollout, advantages=advantages, returns=returns)
+        int_advantages, int_returns = self._intrinsic_advantages(rollout, self._reduce_sum)
+        advantages = self.intrinsic.ext_coef * advantages + self.intrinsic.int_coef * int_advantages
+        return dataclasses.replace(rollout, advantages=advantages, returns=returns, int_returns=int_returns)
 
     # -- the update -----------------------------------------------------------------------------
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        optimizer = self.optimizer_factory(self.policy.parameters())
+        params = list(self.policy.parameters())
+        if self.intrinsic is not None:
+            params += list(self.intrinsic.predictor.parameters())  # the same optimiser (spec §2)
+        optimizer = self.optimizer_factory(params)
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         return optimizer
@@ -211,8 +306,10 @@ class PPO(L.LightningModule):
         # A recurrent policy gets whole chunks [L, K] with the memory recorded before each (see
         # Rollout.to_sequences); padding is masked out of every loss term. Each rank averages over
         # its own real samples, so under DDP ranks with more padding weigh their samples slightly more.
+        if self.policy.training != self.dropout_in_update:
+            self.policy.train(self.dropout_in_update)
         memory = None if batch.memory is None else batch.memory[0]
-        new_log_probs, entropy, new_values = self.policy.evaluate(
+        new_log_probs, entropy, new_values, int_new_values = self.policy.evaluate(
             batch.obs, batch.actions, memory=memory, episode_start=batch.episode_starts
         )
         out = ppo_loss(
@@ -229,28 +326,39 @@ class PPO(L.LightningModule):
             norm_adv=self.norm_adv,
             clip_vloss=self.clip_vloss,
             mask=batch.mask,
+            int_new_values=int_new_values,
+            int_returns=batch.int_returns,
         )
+        loss = out.loss
+        rnd_loss = None
+        if self.intrinsic is not None:
+            # A flat minibatch [B, ...], or the real steps of a sequence minibatch [L, K, ...].
+            next_obs = batch.next_obs if batch.mask is None else batch.next_obs[batch.mask]
+            rnd_loss = self.intrinsic.loss(next_obs.flatten(0, next_obs.dim() - len(self.intrinsic.input_shape) - 1))
+            loss = loss + rnd_loss
         if self.target_kl is not None and self._kl_exceeded(out.approx_kl):
             # Deviation from reference: cleanrl checks the KL after a whole epoch; this stops before
             # the minibatch that exceeds it (as SB3), with the KL averaged over ranks.
             self._stop_update = True
-            return out.loss.detach()
+            return loss.detach()
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(out.loss)
+        self.manual_backward(loss)
         if self.max_grad_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
         optimizer.step()
         self.num_updates += 1
-        self._update_metrics(out)
-        return out.loss.detach()
+        self._update_metrics(out, rnd_loss)
+        return loss.detach()
 
     def _kl_exceeded(self, approx_kl: Tensor) -> bool:
         kl = self.trainer.strategy.reduce(approx_kl.detach(), reduce_op="mean")
         return bool(kl > self.target_kl)
 
-    def _update_metrics(self, out: PPOLossOutput) -> None:
+    def _update_metrics(self, out: PPOLossOutput, rnd_loss: Tensor | None) -> None:
         terms = (out.policy_loss, out.value_loss, out.entropy, out.approx_kl, out.clip_fraction)
+        if rnd_loss is not None:
+            terms += (out.int_value_loss, rnd_loss)
         self._loss_sums += torch.stack([t.detach().float() for t in terms])
         self._loss_count += 1
 
@@ -262,7 +370,7 @@ class PPO(L.LightningModule):
         self._loss_count.zero_()
         if count.item() == 0:  # early stop before the first step: identical on every rank
             return {}
-        return dict(zip(LOSS_KEYS, (sums / count).tolist(), strict=True))
+        return dict(zip(self.loss_keys, (sums / count).tolist(), strict=True))
 
     # -- evaluating a checkpoint: lit-rl validate / lit-rl test ---------------------------------
 
@@ -308,9 +416,13 @@ class PPO(L.LightningModule):
             "diag/clip_coef": self.current_clip_coef,
         }
         metrics.update(self._loss_means())
+        metrics.update(self._rollout_metrics)
+        if self.rooms_seen.any():
+            metrics["rollout/rooms_total"] = float(self.rooms_seen.sum())
         for name, metric in [
             ("rollout/episode_return", self.episode_return),
             ("rollout/episode_length", self.episode_length),
+            ("rollout/episode_rooms", self.episode_rooms),
         ]:
             # Every rank computes every metric (a collective under DDP), updated or not.
             with warnings.catch_warnings():

@@ -16,7 +16,8 @@ from torch import Tensor
 class PPOLossOutput:
     """Named loss terms (differentiable) and diagnostics (detached).
 
-    ``loss = policy_loss - ent_coef * entropy + vf_coef * value_loss``.
+    ``loss = policy_loss - ent_coef * entropy + vf_coef * (value_loss + int_value_loss)``;
+    ``int_value_loss`` is 0 without an intrinsic value head.
     """
 
     loss: Tensor
@@ -25,6 +26,7 @@ class PPOLossOutput:
     entropy: Tensor
     approx_kl: Tensor
     clip_fraction: Tensor
+    int_value_loss: Tensor
 
 
 def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
@@ -71,6 +73,8 @@ def ppo_loss(
     clip_vloss: bool = False,
     vf_clip_coef: float | None = None,
     mask: Tensor | None = None,
+    int_new_values: Tensor | None = None,
+    int_returns: Tensor | None = None,
 ) -> PPOLossOutput:
     """Clipped PPO loss of one minibatch.
 
@@ -91,6 +95,9 @@ def ppo_loss(
         vf_clip_coef: Clip range for the value update; ``None`` uses ``clip_coef``.
         mask: Real samples (``True``) and padding (``False``) of sequence minibatches; every term,
             diagnostic and the advantage normalisation average over the real samples only.
+        int_new_values: The intrinsic value head's ``V^int_θ(s)`` (RND), or ``None``.
+        int_returns: Its targets (non-episodic intrinsic returns). Its loss ``0.5 · MSE`` is never
+            clipped (cleanrl ``ppo_rnd_envpool.py``) and is added to ``value_loss`` in ``loss``.
 
     Returns:
         A :class:`PPOLossOutput`.
@@ -107,6 +114,7 @@ def ppo_loss(
         ("returns", returns),
         ("entropy", entropy),
         *([("mask", mask)] if mask is not None else []),
+        *([("int_new_values", int_new_values), ("int_returns", int_returns)] if int_new_values is not None else []),
     ):
         if x.shape != B:
             raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(B)}")
@@ -126,10 +134,16 @@ def ppo_loss(
     else:
         value_loss = 0.5 * masked_mean((new_values - returns) ** 2, mask)
 
+    if (int_new_values is None) != (int_returns is None):
+        raise ValueError("int_new_values and int_returns go together: pass both or neither")
+    int_value_loss = value_loss.new_zeros(())
+    if int_new_values is not None:
+        int_value_loss = 0.5 * masked_mean((int_new_values - int_returns) ** 2, mask)
+
     entropy_mean = masked_mean(entropy, mask)
-    loss = policy_loss - ent_coef * entropy_mean + vf_coef * value_loss
+    loss = policy_loss - ent_coef * entropy_mean + vf_coef * (value_loss + int_value_loss)
     with torch.no_grad():
         # The low-variance, non-negative KL estimator k3 (http://joschu.net/blog/kl-approx.html).
         approx_kl = masked_mean((ratio - 1.0) - log_ratio, mask)
         clip_fraction = masked_mean(((ratio - 1.0).abs() > clip_coef).float(), mask)
-    return PPOLossOutput(loss, policy_loss, value_loss, entropy_mean, approx_kl, clip_fraction)
+    return PPOLossOutput(loss, policy_loss, value_loss, entropy_mean, approx_kl, clip_fraction, int_value_loss)

@@ -6,23 +6,30 @@ policy's device; rewards and episode flags are gathered on the host and moved on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from lit_rl.data.rollout import Rollout
-from lit_rl.envs.episode_stats import final_observations, finished_episodes
+from lit_rl.envs.episode_stats import current_rooms, final_observations, finished_episode_rooms, finished_episodes
 from lit_rl.models.actor_critic import ActorCritic
 
 
 @dataclass(frozen=True)
 class EpisodeStats:
-    """Raw returns and lengths of the episodes that ended during one rollout. Shapes: ``[E]``."""
+    """Raw returns and lengths of the episodes that ended during one rollout. Shapes: ``[E]``.
+
+    Montezuma's Revenge adds ``rooms`` (distinct rooms of each finished game, ``[E]``) and
+    ``rooms_seen`` (the room ids any env was in during the rollout); both are empty elsewhere.
+    """
 
     returns: np.ndarray
     lengths: np.ndarray
+    rooms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rooms_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class RolloutCollector:
@@ -33,9 +40,19 @@ class RolloutCollector:
         num_steps: Steps per env per rollout (``T``).
         seed: Seed of the first reset (env ``i`` gets ``seed + i``).
         device: Where the rollout tensors live (the policy's device).
+        next_obs_view: Records ``next_obs_view(s_{t+1})`` in ``Rollout.next_obs`` (the final
+            observation where an episode ended): what an intrinsic-reward module sees (RND's newest
+            frame). ``None`` records nothing.
     """
 
-    def __init__(self, env: VectorEnv, num_steps: int, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        env: VectorEnv,
+        num_steps: int,
+        seed: int,
+        device: torch.device,
+        next_obs_view: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         mode = env.metadata.get("autoreset_mode")
         if mode != AutoresetMode.SAME_STEP:
             raise ValueError(f"the collector needs AutoresetMode.SAME_STEP, the env uses {mode!r}")
@@ -49,6 +66,9 @@ class RolloutCollector:
         self._log_probs = torch.zeros((T, N), device=device)
         self._values = torch.zeros((T, N), device=device)
         self._final_values = torch.zeros((T, N), device=device)
+        self._int_values = torch.zeros((T, N), device=device)
+        self.next_obs_view = next_obs_view
+        self._next_obs: torch.Tensor | None = None  # [T, N, *view shape], allocated on first use
         self._rewards = np.zeros((T, N), dtype=np.float32)
         self._terminated = np.zeros((T, N), dtype=bool)
         self._truncated = np.zeros((T, N), dtype=bool)
@@ -57,6 +77,7 @@ class RolloutCollector:
         # A recurrent policy's memory, carried from step to step and across rollouts.
         self._memory: torch.Tensor | None = None
         obs, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)  # the random-policy warm-up draws from it
         self._obs[T].copy_(torch.from_numpy(np.asarray(obs)))
         self.total_steps = 0
 
@@ -70,6 +91,8 @@ class RolloutCollector:
         memory_log = self._start_memory_log(policy)
         ep_returns: list[np.ndarray] = []
         ep_lengths: list[np.ndarray] = []
+        ep_rooms: list[np.ndarray] = []
+        rooms_seen: list[np.ndarray] = []
         for t in range(T):
             if memory_log is not None and t % policy.seq_len == 0:
                 memory_log[t // policy.seq_len] = self._memory
@@ -78,6 +101,8 @@ class RolloutCollector:
             self._actions[t] = out.action
             self._log_probs[t] = out.log_prob
             self._values[t] = out.value
+            if out.int_value is not None:
+                self._int_values[t] = out.int_value
             obs, rewards, terminated, truncated, info = self.env.step(out.action.cpu().numpy())
             self._obs[t + 1].copy_(torch.from_numpy(np.asarray(obs)), non_blocking=True)
             self._rewards[t] = rewards
@@ -86,11 +111,17 @@ class RolloutCollector:
             self._episode_starts[t + 1].copy_(torch.from_numpy(terminated | truncated), non_blocking=True)
             if self._truncated[t].any():
                 self._bootstrap_truncated(policy, t, info)
+            if self.next_obs_view is not None:
+                self._record_next_obs(t, info, terminated | truncated)
             idx, returns, lengths = finished_episodes(info)
             if idx.size:
                 ep_returns.append(returns)
                 ep_lengths.append(lengths)
-        last_value = policy.value(self._obs[T], memory=self._memory, episode_start=self._episode_starts[T])
+                ep_rooms.append(finished_episode_rooms(info))
+            rooms_seen.append(current_rooms(info))
+        last_value, last_int_value = policy.values(
+            self._obs[T], memory=self._memory, episode_start=self._episode_starts[T]
+        )
         self.total_steps += T * self.env.num_envs
         rollout = Rollout(
             obs=self._obs[:T].clone(),
@@ -104,9 +135,46 @@ class RolloutCollector:
             last_value=last_value,
             episode_starts=self._episode_starts[:T].clone(),
             memory=memory_log,
+            next_obs=None if self._next_obs is None else self._next_obs.clone(),
+            int_values=None if last_int_value is None else self._int_values.clone(),
+            int_last_value=last_int_value,
         )
-        stats = EpisodeStats(_concat(ep_returns, np.float64), _concat(ep_lengths, np.int64))
+        stats = EpisodeStats(
+            _concat(ep_returns, np.float64),
+            _concat(ep_lengths, np.int64),
+            _concat(ep_rooms, np.int64),
+            np.unique(_concat(rooms_seen, np.int64)),
+        )
         return rollout, stats
+
+    def _record_next_obs(self, t: int, info: dict, ended: np.ndarray) -> None:
+        """``next_obs_view`` of the observation after step ``t``; the final one where an episode ended."""
+        view = self.next_obs_view(self._obs[t + 1])
+        if self._next_obs is None:
+            self._next_obs = torch.zeros((self.num_steps, *view.shape), dtype=view.dtype, device=self.device)
+        self._next_obs[t] = view
+        if ended.any():
+            idx = np.flatnonzero(ended)
+            final = torch.from_numpy(final_observations(info, idx)).to(self.device)
+            self._next_obs[t, torch.from_numpy(idx).to(self.device)] = self.next_obs_view(final)
+
+    @torch.inference_mode()
+    def random_rollout(self) -> torch.Tensor:
+        """``num_steps`` steps of every env with uniformly random actions (RND's observation warm-up).
+
+        Returns ``next_obs_view`` of each new observation, ``[T, N, *view shape]``. The envs go on from
+        where these steps leave them: the next :meth:`collect` starts there, as a new episode for a
+        recurrent policy. Not counted in ``total_steps``.
+        """
+        if self.next_obs_view is None:
+            raise ValueError("random_rollout() records next_obs_view; build the collector with one")
+        views = []
+        for _ in range(self.num_steps):
+            obs, *_ = self.env.step(self.env.action_space.sample())
+            self._obs[self.num_steps].copy_(torch.from_numpy(np.asarray(obs)))
+            views.append(self.next_obs_view(self._obs[self.num_steps]).clone())
+        self._episode_starts[self.num_steps] = True
+        return torch.stack(views)
 
     def _start_memory_log(self, policy: ActorCritic) -> torch.Tensor | None:
         """A fresh ``[S, N, *memory_shape]`` record of the memory before each chunk (recurrent only)."""

@@ -154,12 +154,15 @@ class RolloutDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.collector is None:
-            if self.trainer is not None and self.trainer.lightning_module is not None:
-                self.check_sequence_minibatches(self.trainer.lightning_module.policy.seq_len)
+            module = self.trainer.lightning_module if self.trainer is not None else None
+            if module is not None:
+                self.check_sequence_minibatches(module.policy.seq_len)
             rank = self.trainer.global_rank if self.trainer is not None else 0
             seed = self.seed + rank * self.num_envs
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-            self.collector = RolloutCollector(self.make_env(self.num_envs), self.num_steps, seed, device)
+            # An intrinsic-reward module says what it needs to see of each next observation.
+            view = getattr(module, "next_obs_view", None)
+            self.collector = RolloutCollector(self.make_env(self.num_envs), self.num_steps, seed, device, view)
 
     def evaluate(self, policy: ActorCritic, index: int = 0, rank: int = 0) -> EpisodeResults:
         """``eval_episodes`` full episodes with ``policy`` on a fresh evaluation env.
@@ -258,9 +261,14 @@ class _RolloutDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[Rollout]:
         module: PPO = self.dm.trainer.lightning_module
+        collector = self.dm.collector
+        while module.warmup_pending:  # RND's observation statistics: random-policy rollouts first
+            module.warm_up(collector.random_rollout())
         policy = module.policy
+        # Acting never uses dropout (the PPO ratio starts at exactly 1); the module decides the update's mode.
+        was_training = policy.training
         policy.eval()
-        rollout, episodes = self.dm.collector.collect(policy)
-        policy.train()
+        rollout, episodes = collector.collect(policy)
+        policy.train(was_training)
         module.record_episodes(episodes)
         yield from self.dm.minibatches(module.process_rollout(rollout), seq_len=policy.seq_len)

@@ -12,7 +12,8 @@ from einops import rearrange
 from torch import Tensor
 
 _TIME_MAJOR = ("actions", "log_probs", "values", "rewards", "terminated", "truncated", "final_values")
-_OPTIONAL_TIME_MAJOR = ("advantages", "returns", "episode_starts", "mask")
+_OPTIONAL_TIME_MAJOR = ("advantages", "returns", "episode_starts", "mask", "int_values", "int_returns")
+_PER_ENV = ("last_value", "int_last_value")  # [N]: dropped by flatten(), to_sequences() and minibatches
 _BOOL = ("terminated", "truncated", "episode_starts", "mask")
 
 
@@ -36,9 +37,15 @@ class Rollout:
         memory: A recurrent policy's memory before steps ``0, L, 2L, ...`` (``L`` its ``seq_len``),
             recorded while acting; ``None`` for feed-forward policies.
         mask: Real (``True``) or padding (``False``) transitions; ``None``: all real.
+        next_obs: What an intrinsic-reward module sees of ``s_{t+1}`` (the final observation where the
+            episode ended), e.g. RND's newest frame; ``None`` without one.
+        int_values: ``V^int(s_t)`` of an intrinsic value head at collection time.
+        int_last_value: ``V^int(s_T)``.
+        int_returns: Intrinsic value targets, added by the algorithm.
 
     Shapes:
-        obs: ``[T, N, *obs_shape]``; last_value: ``[N]``; memory: ``[S, N, *memory_shape]`` with
+        obs: ``[T, N, *obs_shape]``; next_obs: ``[T, N, *input_shape]``; last_value, int_last_value:
+        ``[N]``; memory: ``[S, N, *memory_shape]`` with
         ``S = ceil(T / L)``; every other field ``[T, N]``.
         After :meth:`flatten` the leading ``T, N`` become one ``B = T * N`` axis and
         ``last_value`` is dropped. After :meth:`to_sequences` ``T = L``, ``N`` counts chunks and
@@ -59,11 +66,17 @@ class Rollout:
     episode_starts: Tensor | None = None
     memory: Tensor | None = None
     mask: Tensor | None = None
+    next_obs: Tensor | None = None
+    int_values: Tensor | None = None
+    int_last_value: Tensor | None = None
+    int_returns: Tensor | None = None
 
     def __post_init__(self) -> None:
         lead = tuple(self.actions.shape)
-        if self.obs.shape[: len(lead)] != lead:
-            raise ValueError(f"obs has shape {tuple(self.obs.shape)}, expected leading dims {lead}")
+        for name in ("obs", "next_obs"):
+            x = getattr(self, name)
+            if x is not None and x.shape[: len(lead)] != lead:
+                raise ValueError(f"{name} has shape {tuple(x.shape)}, expected leading dims {lead}")
         for name in (*_TIME_MAJOR, *_OPTIONAL_TIME_MAJOR):
             x = getattr(self, name)
             if x is not None and tuple(x.shape) != lead:
@@ -74,8 +87,10 @@ class Rollout:
                 raise ValueError(f"{name} must be bool, got {x.dtype}")
         if self.memory is not None and (len(lead) != 2 or self.memory.shape[1] != lead[1]):
             raise ValueError(f"memory has shape {tuple(self.memory.shape)}, expected [S, N, ...] with N = {lead[1:]}")
-        if self.last_value is not None and tuple(self.last_value.shape) != lead[1:]:
-            raise ValueError(f"last_value has shape {tuple(self.last_value.shape)}, expected {lead[1:]}")
+        for name in _PER_ENV:
+            x = getattr(self, name)
+            if x is not None and tuple(x.shape) != lead[1:]:
+                raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {lead[1:]}")
 
     @property
     def num_transitions(self) -> int:
@@ -97,8 +112,10 @@ class Rollout:
             raise ValueError(f"flatten() needs a [T, N] rollout, got actions of shape {tuple(self.actions.shape)}")
         if self.memory is not None:
             raise ValueError("a rollout with recurrent memory trains on sequences: use to_sequences()")
-        flat = dataclasses.replace(self, last_value=None)
-        return flat.map(lambda x: x.flatten(0, 1))
+        return self._without_per_env().map(lambda x: x.flatten(0, 1))
+
+    def _without_per_env(self) -> Rollout:
+        return dataclasses.replace(self, **dict.fromkeys(_PER_ENV))
 
     def to_sequences(self, seq_len: int) -> Rollout:
         """Cut each env's ``T`` steps into ``S = ceil(T / seq_len)`` chunks of ``seq_len`` steps.
@@ -114,7 +131,7 @@ class Rollout:
         if self.memory.shape[0] != S:
             raise ValueError(f"memory holds {self.memory.shape[0]} chunks, T={T} with seq_len={seq_len} needs {S}")
         mask = torch.ones_like(self.actions, dtype=torch.bool) if self.mask is None else self.mask
-        padded = dataclasses.replace(self, last_value=None, memory=None, mask=mask)
+        padded = dataclasses.replace(self._without_per_env(), memory=None, mask=mask)
 
         def cut(x: Tensor) -> Tensor:
             pad = [0, 0] * (x.dim() - 1) + [0, S * seq_len - T]  # F.pad counts from the last dim
@@ -127,9 +144,9 @@ class Rollout:
         """Columns ``index`` of a ``[T, N]`` rollout (whole chunks of a sequence rollout). ``index``: ``[K]``."""
         if self.actions.dim() != 2:
             raise ValueError(f"select_envs() needs a [T, N] rollout, got actions of shape {tuple(self.actions.shape)}")
-        last_value = None if self.last_value is None else self.last_value[index]
-        rest = dataclasses.replace(self, last_value=None).map(lambda x: x[:, index])
-        return dataclasses.replace(rest, last_value=last_value)
+        per_env = {name: None if (x := getattr(self, name)) is None else x[index] for name in _PER_ENV}
+        rest = self._without_per_env().map(lambda x: x[:, index])
+        return dataclasses.replace(rest, **per_env)
 
     def __getitem__(self, index: Tensor | slice) -> Rollout:
         """Select transitions of a flattened rollout (a minibatch)."""

@@ -1,31 +1,39 @@
 """Actor-critic over a swappable feature extractor, for discrete actions.
 
 Reference: cleanrl ``ppo_atari.py`` (``Agent``): shared trunk, ``Linear`` actor and critic heads,
-orthogonal init with gains √2 / 0.01 / 1.0, inputs scaled by 1/255.
+orthogonal init with gains √2 / 0.01 / 1.0, inputs scaled by 1/255. With ``heads="rnd"`` the heads of
+cleanrl ``ppo_rnd_envpool.py`` / jcwleo's RND (spec ``explorative-vit-rnd.md`` §1): an MLP actor and
+value heads behind a shared residual ``extra_layer``; ``intrinsic_value`` adds the second (intrinsic)
+value head RND trains.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_rl.errors import ConfigError
-from lit_rl.models.extractors.base import ExtractorFactory, MemoryExtractor
+from lit_rl.models.extractors.base import ExtractorFactory, FeatureExtractor, MemoryExtractor, StreamExtractor, Streams
 from lit_rl.models.init import ACTOR_GAIN, CRITIC_GAIN, orthogonal_init_
+
+HeadStyle = Literal["linear", "rnd"]
 
 
 @dataclass(frozen=True)
 class PolicyOutput:
     """What the collector records per step. Shapes: ``[B]``; ``memory``: ``[B, *memory_shape]``,
-    the memory after this step (``None`` without a memory extractor)."""
+    the memory after this step (``None`` without a memory extractor); ``int_value``: the intrinsic
+    value head's estimate (``None`` without one)."""
 
     action: Tensor
     log_prob: Tensor
     value: Tensor
     memory: Tensor | None = None
+    int_value: Tensor | None = None
 
 
 def categorical_log_prob(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -42,7 +50,7 @@ def categorical_log_prob(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tenso
 
 
 class ActorCritic(nn.Module):
-    """Extractor + ``actor_head`` (logits) + ``critic_head`` (state value).
+    """Extractor + ``actor_head`` (logits) + ``critic_head`` (extrinsic value) [+ ``int_critic_head``].
 
     Args:
         obs_shape: Observation shape; ``uint8`` observations are scaled by 1/255 here, once.
@@ -52,6 +60,14 @@ class ActorCritic(nn.Module):
             builds a second trunk for the critic (cleanrl ``ppo.py``, SB3 ``MlpPolicy``).
         channels_last: Keep image activations in channels-last memory format (faster convolutions
             on CPUs and tensor cores; numerically the same layers).
+        heads: ``"linear"`` (cleanrl ``ppo_atari.py``) or ``"rnd"``: actor ``Linear(D→D) → ReLU →
+            Linear(D→A)`` (gains 0.01), values ``critic(extra(z) + z)`` with the shared
+            ``extra_layer = Linear(D→D) → ReLU`` (gain 0.1) and critics of gain 0.01.
+        intrinsic_value: Add the intrinsic value head ``int_critic_head`` (RND).
+
+    Value heads are named by the stream they read: a :class:`StreamExtractor` (the explorative ViT)
+    routes ``exploit`` to the extrinsic head, ``explore`` to the intrinsic one and ``policy`` to the
+    actor; any other extractor's features feed all three.
 
     With a :class:`MemoryExtractor` (``recurrent``), every method also takes the memory before the
     step and the ``episode_start`` flags; :meth:`act` returns the memory after the step and
@@ -66,6 +82,8 @@ class ActorCritic(nn.Module):
         *,
         shared_extractor: bool = True,
         channels_last: bool = True,
+        heads: HeadStyle = "linear",
+        intrinsic_value: bool = False,
     ) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
@@ -76,9 +94,22 @@ class ActorCritic(nn.Module):
                 f"shared_extractor=False with the memory extractor {type(self.extractor).__name__}; "
                 "memory extractors need shared_extractor=True (one memory per env)"
             )
+        if heads not in ("linear", "rnd"):
+            raise ConfigError(f"heads={heads!r}; expected 'linear' or 'rnd'")
         self.critic_extractor = None if shared_extractor else extractor(self.obs_shape)
-        self.actor_head = orthogonal_init_(nn.Linear(self.extractor.out_dim, num_actions), ACTOR_GAIN)
-        self.critic_head = orthogonal_init_(nn.Linear(self.extractor.out_dim, 1), CRITIC_GAIN)
+        dim = self.extractor.out_dim
+        self.extra_layer: nn.Module | None = None
+        critic_gain = CRITIC_GAIN
+        if heads == "linear":
+            self.actor_head = orthogonal_init_(nn.Linear(dim, num_actions), ACTOR_GAIN)
+        else:
+            self.actor_head = orthogonal_init_(
+                nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, num_actions)), ACTOR_GAIN
+            )
+            self.extra_layer = orthogonal_init_(nn.Sequential(nn.Linear(dim, dim), nn.ReLU()), 0.1)
+            critic_gain = 0.01
+        self.critic_head = orthogonal_init_(nn.Linear(dim, 1), critic_gain)
+        self.int_critic_head = orthogonal_init_(nn.Linear(dim, 1), critic_gain) if intrinsic_value else None
         self.channels_last = channels_last and len(self.obs_shape) == 3
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
@@ -92,7 +123,7 @@ class ActorCritic(nn.Module):
         """Memory before the first step of ``batch_size`` envs (``None`` without memory)."""
         if not self.recurrent:
             return None
-        return self.extractor.initial_memory(batch_size, device=self.actor_head.weight.device)
+        return self.extractor.initial_memory(batch_size, device=self.critic_head.weight.device)
 
     def preprocess(self, obs: Tensor, lead: int = 1) -> Tensor:
         """uint8 images to floats in [0, 1]; float observations pass through.
@@ -115,33 +146,55 @@ class ActorCritic(nn.Module):
 
         A recurrent policy starts from ``memory`` (default: a fresh episode) and ``episode_start``.
         """
-        logits, values, _ = self._step(obs, memory, episode_start)
+        logits, values, _, _ = self._step(obs, memory, episode_start)
         return logits, values
+
+    def _value(self, head: nn.Module, z: Tensor) -> Tensor:
+        if self.extra_layer is not None:
+            z = self.extra_layer(z) + z
+        return head(z).squeeze(-1).float()
+
+    def _heads(self, streams: Streams, critic: Streams) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Logits, extrinsic values and intrinsic values (or ``None``) of routed features."""
+        int_values = None if self.int_critic_head is None else self._value(self.int_critic_head, critic.explore)
+        return self.actor_head(streams.policy), self._value(self.critic_head, critic.exploit), int_values
+
+    @staticmethod
+    def _streams(extractor: FeatureExtractor, x: Tensor) -> Streams:
+        if isinstance(extractor, StreamExtractor):
+            return extractor.forward_streams(x)
+        features = extractor(x)
+        return Streams(policy=features, exploit=features, explore=features)
 
     def _step(
         self, obs: Tensor, memory: Tensor | None, episode_start: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """One step of ``B`` envs: logits ``[B, A]``, values ``[B]``, the next memory or ``None``."""
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """One step of ``B`` envs: logits ``[B, A]``, values ``[B]``, intrinsic values ``[B]`` or ``None``,
+        the next memory or ``None``."""
         if not self.recurrent:
             x = self.preprocess(obs)
-            features = self.extractor(x)
-            critic_features = features if self.critic_extractor is None else self.critic_extractor(x)
-            return self.actor_head(features), self.critic_head(critic_features).squeeze(-1).float(), None
+            streams = self._streams(self.extractor, x)
+            critic = streams if self.critic_extractor is None else self._streams(self.critic_extractor, x)
+            return *self._heads(streams, critic), None
         batch = obs.shape[0]
         if memory is None:
             memory = self.initial_memory(batch)
         if episode_start is None:
             episode_start = torch.zeros(batch, dtype=torch.bool, device=obs.device)
-        logits, values, memory = self.forward_sequence(obs[None], memory, episode_start[None])
-        return logits[0], values[0], memory
+        logits, values, int_values, memory = self.forward_sequence(obs[None], memory, episode_start[None])
+        return logits[0], values[0], None if int_values is None else int_values[0], memory
 
-    def forward_sequence(self, obs: Tensor, memory: Tensor, episode_start: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """A recurrent policy over sequences: logits ``[T, B, A]``, values ``[T, B]``, memory after.
+    def forward_sequence(
+        self, obs: Tensor, memory: Tensor, episode_start: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """A recurrent policy over sequences: logits ``[T, B, A]``, values and intrinsic values (or
+        ``None``) ``[T, B]``, the memory after.
 
         Shapes: obs ``[T, B, *obs_shape]``, memory ``[B, *memory_shape]``, episode_start ``[T, B]``.
         """
         features, memory = self.extractor(self.preprocess(obs, lead=2), memory, episode_start)
-        return self.actor_head(features), self.critic_head(features).squeeze(-1).float(), memory
+        streams = Streams(policy=features, exploit=features, explore=features)
+        return *self._heads(streams, streams), memory
 
     @torch.no_grad()
     def act(
@@ -152,7 +205,7 @@ class ActorCritic(nn.Module):
         episode_start: Tensor | None = None,
     ) -> PolicyOutput:
         """Sample (or take the most likely) actions for collection. Shapes: ``[B, ...] -> [B]``."""
-        logits, value, memory = self._step(obs, memory, episode_start)
+        logits, value, int_value, memory = self._step(obs, memory, episode_start)
         logits = logits.float()
         if greedy:
             action = logits.argmax(-1)
@@ -161,26 +214,35 @@ class ActorCritic(nn.Module):
             noise = torch.empty_like(logits).exponential_().log_()
             action = (logits - noise).argmax(-1)
         log_prob, _ = categorical_log_prob(logits, action)
-        return PolicyOutput(action, log_prob, value, memory)
+        return PolicyOutput(action, log_prob, value, memory, int_value)
 
     @torch.no_grad()
     def value(self, obs: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None) -> Tensor:
-        """State values ``[B]`` of raw observations ``[B, *obs_shape]``."""
+        """Extrinsic state values ``[B]`` of raw observations ``[B, *obs_shape]``."""
         return self._step(obs, memory, episode_start)[1]
+
+    @torch.no_grad()
+    def values(
+        self, obs: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Extrinsic and intrinsic (or ``None``) state values ``[B]`` of raw observations ``[B, *obs_shape]``."""
+        _, values, int_values, _ = self._step(obs, memory, episode_start)
+        return values, int_values
 
     def evaluate(
         self, obs: Tensor, actions: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """``(log_probs, entropy, values)`` of ``actions`` under the current parameters.
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """``(log_probs, entropy, values, int_values)`` of ``actions`` under the current parameters
+        (``int_values`` is ``None`` without an intrinsic head).
 
-        Shapes: feed-forward ``obs [B, ...]``, ``actions [B]`` → three ``[B]``; recurrent
-        ``obs [T, B, ...]``, ``actions [T, B]``, ``memory [B, ...]``, ``episode_start [T, B]`` → three ``[T, B]``.
+        Shapes: feed-forward ``obs [B, ...]``, ``actions [B]`` → ``[B]`` each; recurrent
+        ``obs [T, B, ...]``, ``actions [T, B]``, ``memory [B, ...]``, ``episode_start [T, B]`` → ``[T, B]`` each.
         """
         if self.recurrent:
             if memory is None or episode_start is None:
                 raise ValueError("a recurrent policy evaluates sequences: pass memory and episode_start")
-            logits, values, _ = self.forward_sequence(obs, memory, episode_start)
+            logits, values, int_values, _ = self.forward_sequence(obs, memory, episode_start)
         else:
-            logits, values = self(obs)
+            logits, values, int_values, _ = self._step(obs, None, None)
         log_probs, entropy = categorical_log_prob(logits.flatten(0, -2), actions.flatten())
-        return log_probs.view_as(actions), entropy.view_as(actions), values
+        return log_probs.view_as(actions), entropy.view_as(actions), values, int_values

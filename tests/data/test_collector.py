@@ -115,7 +115,9 @@ def test_recurrent_training_reproduces_what_the_policy_did_while_acting(extracto
     assert rollout.memory.shape == (5, 3, *policy.extractor.memory_shape)
     assert rollout.episode_starts[1:].any(), "the test needs episodes that end inside the rollout"
     seq = rollout.to_sequences(5)
-    log_probs, _, values = policy.evaluate(seq.obs, seq.actions, memory=seq.memory[0], episode_start=seq.episode_starts)
+    log_probs, _, values, _ = policy.evaluate(
+        seq.obs, seq.actions, memory=seq.memory[0], episode_start=seq.episode_starts
+    )
     assert_close(log_probs[seq.mask], seq.log_probs[seq.mask], atol=1e-5, rtol=1e-5)
     assert_close(values[seq.mask], seq.values[seq.mask], atol=1e-5, rtol=1e-5)
     env.close()
@@ -134,7 +136,7 @@ def test_recurrent_truncation_bootstrap_sees_the_episodes_memory() -> None:
     starts = torch.zeros(50, 2, dtype=torch.bool)
     starts[0] = True
     with torch.no_grad():
-        _, _, memory = policy.forward_sequence(rollout.obs[:50], policy.initial_memory(2), starts)
+        _, _, _, memory = policy.forward_sequence(rollout.obs[:50], policy.initial_memory(2), starts)
     expected = policy.value(torch.zeros(2, 2), memory=memory)
     fresh = policy.value(torch.zeros(2, 2), memory=policy.initial_memory(2))
     assert_close(rollout.final_values[49], expected)

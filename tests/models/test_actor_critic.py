@@ -52,7 +52,7 @@ def test_act_and_evaluate_agree(shared: bool) -> None:
     obs = torch.randn(7, 4)
     out = ac.act(obs)
     assert out.action.shape == out.log_prob.shape == out.value.shape == (7,)
-    lp, ent, v = ac.evaluate(obs, out.action)
+    lp, ent, v, _ = ac.evaluate(obs, out.action)
     assert_close(lp, out.log_prob)
     assert_close(v, out.value)
     assert (ent > 0).all() and (ent <= math.log(3) + 1e-6).all()

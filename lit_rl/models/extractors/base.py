@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +44,36 @@ class FeatureExtractor(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, obs: Tensor) -> Tensor:
         """``[B, *obs_shape]`` float observations to ``[B, out_dim]`` features."""
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Features routed to the heads of an actor-critic. Shapes: each ``[B, D]``.
+
+    Attributes:
+        policy: Read by the actor.
+        exploit: Read by the extrinsic value head.
+        explore: Read by the intrinsic value head (RND).
+    """
+
+    policy: Tensor
+    exploit: Tensor
+    explore: Tensor
+
+
+class StreamExtractor(FeatureExtractor):
+    """An extractor with separate features for the policy and each value head (the explorative ViT).
+
+    :meth:`forward` returns the policy stream, so a stream extractor also works where one feature
+    vector is expected. Any other extractor feeds its one feature vector to every head.
+    """
+
+    @abc.abstractmethod
+    def forward_streams(self, obs: Tensor) -> Streams:
+        """``[B, *obs_shape]`` float observations to the three ``[B, out_dim]`` streams."""
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.forward_streams(obs).policy
 
 
 #: What YAML configures: a class path whose ``obs_shape`` the policy supplies.
