@@ -142,3 +142,34 @@ def test_recurrent_truncation_bootstrap_sees_the_episodes_memory() -> None:
     assert_close(rollout.final_values[49], expected)
     assert (expected - fresh).abs().min() > 1e-4  # the check can tell the memories apart
     env.close()
+
+
+def test_next_obs_holds_the_final_observation_where_an_episode_ended() -> None:
+    """CartPole terminates once |x| > 2.4 or |θ| > 0.2095: only the final observation shows that; the
+    reset observation the env returns at that step does not."""
+    env = make_vector_env("CartPole-v1", num_envs=3)
+    policy = ActorCritic((4,), 2, MLP)
+    collector = RolloutCollector(env, num_steps=100, seed=0, device=torch.device("cpu"), next_obs_view=lambda o: o)
+    rollout, _ = collector.collect(policy)
+    env.close()
+    ended = rollout.terminated
+    assert ended.sum() >= 3, "the test needs terminations"
+    next_in_rollout = torch.cat([rollout.obs[1:], collector._obs[100:101]])
+    assert torch.equal(rollout.next_obs[~ended], next_in_rollout[~ended])
+    final = rollout.next_obs[ended]
+    assert torch.all((final[:, 0].abs() > 2.4) | (final[:, 2].abs() > 0.2095))
+    assert torch.all(next_in_rollout[ended][:, [0, 2]].abs() < 0.05)  # reset states are near zero
+
+
+def test_random_rollout_warms_up_without_counting_steps() -> None:
+    env = make_vector_env("CartPole-v1", num_envs=2)
+    cpu = torch.device("cpu")
+    collector = RolloutCollector(env, num_steps=16, seed=0, device=cpu, next_obs_view=lambda o: o[:, :2])
+    views = collector.random_rollout()
+    assert views.shape == (16, 2, 2)
+    assert collector.total_steps == 0
+    assert torch.equal(collector._obs[16, :, :2], views[-1])  # the next collect starts where it stopped
+    assert collector._episode_starts[16].all()
+    rollout, _ = collector.collect(ActorCritic((4,), 2, MLP))
+    assert torch.equal(rollout.obs[0, :, :2], views[-1])
+    env.close()

@@ -1,0 +1,120 @@
+"""PPO + RND through the CLI: advantage mixing, dropout and the PPO ratio, resume of every statistic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import lit_rl.algos.ppo as ppo_mod
+from lit_rl.algos.gae import compute_gae
+from lit_rl.algos.ppo import PPO
+from lit_rl.cli import run
+
+CARTPOLE = str(Path(__file__).parents[2] / "configs" / "ppo" / "cartpole_mlp.yaml")
+RND_ARGS = [
+    "--model.heads=rnd",
+    "--model.intrinsic=lit_rl.models.intrinsic.rnd.RND",
+    "--model.intrinsic.warmup_rollouts=2",
+    "--trainer.enable_progress_bar=false",
+    "--data.eval_episodes=2",
+]
+
+
+def fit(tmp_path: Path, *args: str):
+    return run(["fit", "--config", CARTPOLE, f"--trainer.logger.init_args.save_dir={tmp_path}", *RND_ARGS, *args])
+
+
+def test_advantages_mix_extrinsic_and_intrinsic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    processed = []
+    original = PPO.process_rollout
+
+    def capture(self, rollout):
+        out = original(self, rollout)
+        processed.append((rollout, out))
+        return out
+
+    monkeypatch.setattr(PPO, "process_rollout", capture)
+    fit(tmp_path, "--model.total_env_steps=512", "--model.intrinsic.ext_coef=2.0", "--model.intrinsic.int_coef=0.5")
+    rollout, out = processed[0]
+    ext, ext_returns = compute_gae(
+        rollout.rewards,
+        rollout.values,
+        rollout.last_value,
+        rollout.terminated,
+        rollout.truncated,
+        rollout.final_values,
+        gamma=0.99,
+        gae_lambda=0.95,
+    )
+    assert_close(out.returns, ext_returns)
+    assert_close(out.advantages, 2.0 * ext + 0.5 * (out.int_returns - rollout.int_values))
+    assert rollout.next_obs.shape == (128, 4, 4) and rollout.int_values.shape == (128, 4)
+
+
+@pytest.mark.parametrize("dropout_in_update", [False, True])
+def test_ratio_is_exactly_one_at_the_first_minibatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dropout_in_update: bool
+) -> None:
+    """Rollouts never use the ViT's dropout; by default neither does the update, so the first
+    minibatch sees exactly the policy that acted (approx KL 0, nothing clipped)."""
+    calls = []
+    original = ppo_mod.ppo_loss
+
+    def capture(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append((args, kwargs, out))
+        return out
+
+    monkeypatch.setattr(ppo_mod, "ppo_loss", capture)
+    vit = ["--model.extractor=lit_rl.models.extractors.vit.ViTExtractor", "--model.extractor.patch_size=12"]
+    vit += ["--model.extractor.embed_dim=32", "--model.extractor.depth=1", "--model.extractor.num_heads=2"]
+    vit += ["--model.extractor.mlp_dim=32", "--model.extractor.dropout=0.3"]
+    run(
+        [
+            "fit",
+            "--config",
+            str(Path(__file__).parents[2] / "configs" / "rnd" / "quick_montezuma_vit.yaml"),
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            "--data.env_id=BreakoutNoFrameskip-v4",
+            "--data.num_envs=2",
+            "--data.num_steps=16",
+            "--data.num_minibatches=2",
+            "--data.update_epochs=1",
+            "--data.eval_episodes=1",
+            "--model.intrinsic.warmup_rollouts=1",
+            "--model.total_env_steps=32",
+            "--trainer.enable_progress_bar=false",
+            f"--model.dropout_in_update={dropout_in_update}",
+            *vit,
+        ]
+    )
+    (new_log_probs, old_log_probs, *_), _, first = calls[0]
+    if dropout_in_update:
+        assert not torch.equal(new_log_probs, old_log_probs)  # dropout masks differ from the rollout's
+    else:
+        assert torch.equal(new_log_probs.detach(), old_log_probs)  # ratio exactly 1
+        assert first.approx_kl.item() == 0.0 and first.clip_fraction.item() == 0.0
+
+
+def test_resume_restores_every_rnd_statistic(tmp_path: Path) -> None:
+    cli = fit(tmp_path, "--model.total_env_steps=1024", "--checkpoint.every_n_env_steps=512")
+    last = Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)["state_dict"]
+    trained = cli.model.state_dict()
+    networks = ("intrinsic.target", "intrinsic.predictor")
+    names = [n for n in state if n.startswith("intrinsic.") and not n.startswith(networks)]
+    assert len(names) == 8  # obs_rms and return_rms (mean, var, count), int_return, warmup_done
+    for name in [*names, "env_steps", "rooms_seen"]:
+        assert torch.equal(state[name], trained[name]), name
+    assert int(state["intrinsic.warmup_done"]) == 2
+    assert torch.any(state["intrinsic.int_return"] != 0)
+    # 2 warm-up rollouts + 2 training rollouts of 4 envs x 128 steps, plus the 1e-4 pseudo-count.
+    assert state["intrinsic.obs_rms.count"].item() == pytest.approx(4 * 512 + 1e-4)
+
+    resumed = fit(tmp_path, "--model.total_env_steps=1536", f"--ckpt_path={last}").model
+    assert int(resumed.env_steps) == 1536
+    assert int(resumed.intrinsic.warmup_done) == 2  # no second warm-up after a resume
+    assert resumed.intrinsic.obs_rms.count.item() == pytest.approx(5 * 512 + 1e-4)
