@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lit_rl.analysis.curves import tensorboard_scalars as scalars
 from lit_rl.analysis.plots import pyplot_or_none
 from lit_rl.cli import run
 
@@ -57,13 +57,6 @@ def fit(agent: str, root: Path, args: argparse.Namespace, *, steps: int, eval_ev
         ]
     )
     return Path(cli.trainer.log_dir)
-
-
-def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
-    (events,) = log_dir.glob("events.out.tfevents.*")
-    acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-    acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
 def throughput(args: argparse.Namespace) -> dict:

@@ -23,6 +23,19 @@ class CurveBand:
     num_runs: int
 
 
+def tensorboard_scalars(log_dir: str | Path, tag: str) -> list[tuple[int, float]]:
+    """``(env_steps, value)`` of every point of scalar ``tag`` in the TensorBoard events of ``log_dir``
+    (``[]`` if the run never logged it)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = Path(log_dir).glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+    acc.Reload()
+    if tag not in acc.Tags()["scalars"]:
+        return []
+    return [(int(e.step), float(e.value)) for e in acc.Scalars(tag)]
+
+
 def load_evaluations(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """``(timesteps [E], mean return per evaluation [E])`` from an RL Zoo-style ``evaluations.npz``."""
     data = np.load(path)
