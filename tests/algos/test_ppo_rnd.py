@@ -118,3 +118,63 @@ def test_resume_restores_every_rnd_statistic(tmp_path: Path) -> None:
     assert int(resumed.env_steps) == 1536
     assert int(resumed.intrinsic.warmup_done) == 2  # no second warm-up after a resume
     assert resumed.intrinsic.obs_rms.count.item() == pytest.approx(5 * 512 + 1e-4)
+
+
+def load(name: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parents[2] / "configs" / "rnd" / name).read_text())
+
+
+def differences(a: dict, b: dict, prefix: str = "") -> set[str]:
+    keys = set(a) | set(b)
+    out = set()
+    for key in keys:
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out |= differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.add(f"{prefix}{key}")
+    return out
+
+
+def test_rnd_configs_hold_the_reference_hyperparameters() -> None:
+    """Spec §2's values, and configs that differ only where their names say."""
+    explore = load("montezuma_vit_explore.yaml")
+    model, data = explore["model"], explore["data"]
+    assert model["optimizer"]["init_args"] == {"lr": 0.0001, "eps": 1.0e-05} and model["anneal_lr"]
+    assert (model["gamma"], model["gae_lambda"], model["clip_coef"], model["ent_coef"]) == (0.999, 0.95, 0.1, 0.001)
+    assert (model["vf_coef"], model["max_grad_norm"]) == (0.5, 0.5)
+    rnd = model["intrinsic"]["init_args"]
+    assert (rnd["gamma"], rnd["ext_coef"], rnd["int_coef"], rnd["update_proportion"]) == (0.99, 2.0, 1.0, 0.25)
+    assert rnd["warmup_rollouts"] == 50
+    assert (data["num_envs"], data["num_steps"], data["num_minibatches"], data["update_epochs"]) == (128, 128, 4, 4)
+    assert data["atari"] == {
+        "sticky_action_prob": 0.25,
+        "max_episode_frames": 18000,
+        "terminal_on_life_loss": False,
+        "fire_reset": False,
+    }
+    vit = model["extractor"]["init_args"]
+    assert (vit["patch_size"], vit["embed_dim"], vit["depth"], vit["num_heads"], vit["mlp_dim"]) == (6, 256, 3, 8, 1024)
+    assert differences(explore, load("montezuma_vit_cls.yaml")) == {
+        "model.extractor.init_args.token_mode",
+        "trainer.logger.init_args.name",
+        "checkpoint.agent",
+    }
+    cnn = differences(explore, load("montezuma_cnn.yaml"))
+    assert "model.extractor.class_path" in cnn
+    assert {d for d in cnn if not d.startswith("model.extractor.")} == {
+        "trainer.logger.init_args.name",
+        "checkpoint.agent",
+    }
+    for trunk in ("vit_explore", "vit_cls", "cnn"):
+        montezuma, pong = load(f"montezuma_{trunk}.yaml"), load(f"pong_{trunk}.yaml")
+        assert differences(montezuma, pong) == {
+            "data.env_id",
+            "data.backend",
+            "data.vectorization",
+            "data.atari.fire_reset",
+            "model.total_env_steps",
+            "trainer.logger.init_args.name",
+        }

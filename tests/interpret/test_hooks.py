@@ -114,3 +114,20 @@ def test_a_previous_record_attn_flag_is_restored(policy, obs) -> None:
     assert attention.record_attn is True
     assert len(maps["extractor.attention"]) == 1
     assert len(attention.maps._forward_hooks) == 0
+
+
+def test_records_the_weights_of_every_vit_block(obs) -> None:
+    from lit_rl.models.extractors.vit import ViTExtractor
+
+    vit = partial(ViTExtractor, patch_size=12, embed_dim=32, depth=2, num_heads=4, mlp_dim=32, dropout=0.0)
+    policy = ActorCritic((4, 84, 84), 6, vit).eval()
+    with torch.no_grad(), record_attention(policy) as maps:
+        assert policy.extractor.record_attn is True
+        policy(obs)
+    assert policy.extractor.record_attn is False
+    assert list(maps) == ["extractor.blocks.0", "extractor.blocks.1"]
+    expected = policy.extractor.attention_maps(policy.preprocess(obs))
+    for key, weights in zip(maps, expected, strict=True):
+        (recorded,) = maps[key]
+        assert recorded.shape == (2, 2, 4, 50, 50)  # separate mode: [S = 2 passes, B, heads, K, K]
+        assert_close(recorded, weights)
