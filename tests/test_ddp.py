@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from lit_rl.algos.ppo import PPO
@@ -60,3 +61,37 @@ def test_two_rank_ddp_counts_all_ranks_and_ends_with_target_kl(tmp_path: Path) -
     # Early stops happened (the update count is below 4 rollouts x 20 minibatches) but updates did run.
     assert 0 < int(restored.num_updates) < 4 * 20
     assert all(torch.isfinite(p).all() for p in restored.parameters())
+
+
+def test_two_rank_rnd_statistics_count_the_frames_of_both_ranks(tmp_path: Path) -> None:
+    """RND's observation statistics reduce over ranks (warm-up and rollouts): no hang, and the count
+    in the checkpoint is that of every frame of both ranks."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "lit_rl",
+        "fit",
+        "--config",
+        QUICKSTART,
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false",
+        "--model.heads=rnd",
+        "--model.intrinsic=lit_rl.models.intrinsic.rnd.RND",
+        "--model.intrinsic.warmup_rollouts=2",
+        "--model.total_env_steps=1024",
+        "--data.eval_episodes=2",
+        "--evaluation.every_n_env_steps=0",
+        "--checkpoint.every_n_env_steps=1024",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (last,) = tmp_path.rglob("last.ckpt")
+    state = torch.load(last, weights_only=True)["state_dict"]
+    per_rank_rollout = 8 * 32  # quickstart: 8 envs x 32 steps
+    # 2 warm-up + 2 training rollouts (512 global env steps each), each of 2 ranks.
+    assert state["intrinsic.obs_rms.count"].item() == pytest.approx(2 * 4 * per_rank_rollout + 1e-4)
+    assert state["intrinsic.return_rms.count"].item() == pytest.approx(2 * 2 * per_rank_rollout + 1e-4)
+    assert int(state["env_steps"]) == 1024

@@ -279,6 +279,10 @@ class PPO(L.LightningModule):
         advantages = self.intrinsic.ext_coef * advantages + self.intrinsic.int_coef * int_advantages
         return dataclasses.replace(rollout, advantages=advantages, returns=returns, int_returns=int_returns)
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Checkpoints written before room tracking have no rooms_seen buffer: start it empty.
+        checkpoint["state_dict"].setdefault("rooms_seen", torch.zeros(NUM_ROOM_IDS, dtype=torch.bool))
+
     # -- the update -----------------------------------------------------------------------------
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -32,12 +32,19 @@ def test_advantages_mix_extrinsic_and_intrinsic(tmp_path: Path, monkeypatch: pyt
     original = PPO.process_rollout
 
     def capture(self, rollout):
+        if not processed:  # before the first update
+            targets.append({k: v.clone() for k, v in self.intrinsic.target.state_dict().items()})
         out = original(self, rollout)
         processed.append((rollout, out))
         return out
 
+    targets = []
     monkeypatch.setattr(PPO, "process_rollout", capture)
-    fit(tmp_path, "--model.total_env_steps=512", "--model.intrinsic.ext_coef=2.0", "--model.intrinsic.int_coef=0.5")
+    coefs = ["--model.intrinsic.ext_coef=2.0", "--model.intrinsic.int_coef=0.5"]
+    cli = fit(tmp_path, "--model.total_env_steps=1024", *coefs)
+    assert int(cli.model.num_updates) == 2 * 4 * 4  # 2 rollouts of 4 x 128 steps, 4 epochs x 4 minibatches
+    for name, value in cli.model.intrinsic.target.state_dict().items():  # the target never trains
+        assert torch.equal(value, targets[0][name]), name
     rollout, out = processed[0]
     ext, ext_returns = compute_gae(
         rollout.rewards,
@@ -113,6 +120,11 @@ def test_resume_restores_every_rnd_statistic(tmp_path: Path) -> None:
     assert torch.any(state["intrinsic.int_return"] != 0)
     # 2 warm-up rollouts + 2 training rollouts of 4 envs x 128 steps, plus the 1e-4 pseudo-count.
     assert state["intrinsic.obs_rms.count"].item() == pytest.approx(4 * 512 + 1e-4)
+
+    older = torch.load(last, weights_only=True)  # a checkpoint from before room tracking still loads
+    del older["state_dict"]["rooms_seen"]
+    torch.save(older, tmp_path / "older.ckpt")
+    assert not PPO.load_from_checkpoint(tmp_path / "older.ckpt", weights_only=True).rooms_seen.any()
 
     resumed = fit(tmp_path, "--model.total_env_steps=1536", f"--ckpt_path={last}").model
     assert int(resumed.env_steps) == 1536
