@@ -16,29 +16,26 @@ from lit_rl.algos.ppo import PPO
 QUICKSTART = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
 
 
+def fit_two_ranks(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """``lit-rl fit`` of the quickstart config on 2 CPU processes (gloo); fails the test on a non-zero exit."""
+    cmd = [sys.executable, "-m", "lit_rl", "fit", "--config", QUICKSTART, "--trainer.strategy=ddp"]
+    cmd += ["--trainer.devices=2", "--trainer.accelerator=cpu", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    cmd += ["--trainer.enable_progress_bar=false", "--data.eval_episodes=2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
 def test_two_rank_ddp_counts_all_ranks_and_ends_with_target_kl(tmp_path: Path) -> None:
     # 8 envs x 32 steps per rank per rollout: 512 global env steps per rollout, budget 2,048 = 4 rollouts.
     # target_kl this low stops every update early; ranks agree on the stop (KL averaged over ranks).
-    cmd = [
-        sys.executable,
-        "-m",
-        "lit_rl",
-        "fit",
-        "--config",
-        QUICKSTART,
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        "--trainer.accelerator=cpu",
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
-        "--trainer.enable_progress_bar=false",
+    proc = fit_two_ranks(
+        tmp_path,
         "--model.total_env_steps=2048",
         "--model.target_kl=0.0001",
-        "--data.eval_episodes=2",
         "--evaluation.every_n_env_steps=1024",
         "--checkpoint.every_n_env_steps=1024",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    )
     output = proc.stdout + proc.stderr
     # Only global rank 0 evaluates (once per period), the other rank waits at the barrier.
     assert output.count("Evaluation at 1,024 env steps") == 1
@@ -66,28 +63,15 @@ def test_two_rank_ddp_counts_all_ranks_and_ends_with_target_kl(tmp_path: Path) -
 def test_two_rank_rnd_statistics_count_the_frames_of_both_ranks(tmp_path: Path) -> None:
     """RND's observation statistics reduce over ranks (warm-up and rollouts): no hang, and the count
     in the checkpoint is that of every frame of both ranks."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "lit_rl",
-        "fit",
-        "--config",
-        QUICKSTART,
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        "--trainer.accelerator=cpu",
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
-        "--trainer.enable_progress_bar=false",
+    fit_two_ranks(
+        tmp_path,
         "--model.heads=rnd",
         "--model.intrinsic=lit_rl.models.intrinsic.rnd.RND",
         "--model.intrinsic.warmup_rollouts=2",
         "--model.total_env_steps=1024",
-        "--data.eval_episodes=2",
         "--evaluation.every_n_env_steps=0",
         "--checkpoint.every_n_env_steps=1024",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    )
     (last,) = tmp_path.rglob("last.ckpt")
     state = torch.load(last, weights_only=True)["state_dict"]
     per_rank_rollout = 8 * 32  # quickstart: 8 envs x 32 steps
