@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import warnings
 from pathlib import Path
 
 from lit_rl.analysis.curves import tensorboard_scalars
@@ -133,21 +134,25 @@ def plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
     )
     fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.6))
     for ax, tags in zip(axes, panels, strict=True):
-        for tag in tags:
+        lines = []
+        for i, tag in enumerate(tags):
             points = curves[tag]
-            if points:
-                raw = tag.endswith("_raw")  # another scale: its own axis
-                target = ax.twinx() if raw else ax
-                target.plot([s for s, _ in points], [v for _, v in points], label=tag, color="C1" if raw else "C0")
-                target.set_ylabel(tag)
+            if not points:
+                continue
+            raw = tag.endswith("_raw")  # another scale: its own axis
+            target = ax.twinx() if raw else ax
+            lines += target.plot([s for s, _ in points], [v for _, v in points], label=tag, color=f"C{i}")
+            target.set_ylabel(tag)
         ax.set_xlabel("env steps")
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(handles=lines, loc="upper right", fontsize=8)
     fig.suptitle("PPO + RND, ViT-explore (quick config), Montezuma's Revenge")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> None:
+    # The runs are started in-process with an args list while this script has its own argv.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["throughput", "montezuma"])
     parser.add_argument("--seed", type=int, default=1, help="seed of every run (networks and envs)")
