@@ -70,7 +70,7 @@ def fit(config: str, root: Path, args: argparse.Namespace, overrides: list[str])
 
 
 def throughput(args: argparse.Namespace) -> dict:
-    """Median steps/s per trunk (first rollout excluded), trunks interleaved within each repeat."""
+    """Median steps/s per trunk (the first ``--skip`` rollouts excluded), trunks interleaved within each repeat."""
     common = [
         f"--data.num_envs={NUM_ENVS}",
         f"--data.num_steps={NUM_STEPS}",
@@ -79,18 +79,22 @@ def throughput(args: argparse.Namespace) -> dict:
         f"--model.total_env_steps={args.rollouts * NUM_ENVS * NUM_STEPS}",
         "--evaluation.every_n_env_steps=0",
     ]
-    sps: dict[str, list[float]] = {t: [] for t in TRUNKS}
+    trunks = {t: TRUNKS[t] for t in args.trunks}
+    sps: dict[str, list[float]] = {t: [] for t in trunks}
     for repeat in range(args.repeats):
-        for trunk, (config, extra) in TRUNKS.items():
+        for trunk, (config, extra) in trunks.items():
             small = SMALL_VIT if args.size == "small" and trunk != "CNN" else []
             log_dir = fit(config, args.out / "throughput" / f"r{repeat}", args, [*common, *extra, *small])
-            values = [v for _, v in tensorboard_scalars(log_dir, "perf/sps")][1:]
+            values = [v for _, v in tensorboard_scalars(log_dir, "perf/sps")][args.skip :]
             sps[trunk].append(statistics.median(values))
             print(f"repeat {repeat} {trunk}: {sps[trunk][-1]:.1f} steps/s", flush=True)
-    ratios = {t: statistics.median(c / x for c, x in zip(sps["CNN"], sps[t], strict=True)) for t in TRUNKS}
+    base = sps.get("CNN")
+    ratios = {t: statistics.median(c / x for c, x in zip(base, sps[t], strict=True)) if base else None for t in trunks}
     rows = [
-        f"| {t} | {statistics.median(sps[t]):.1f} | {ratios[t]:.2f} | " + ", ".join(f"{x:.1f}" for x in sps[t]) + " |"
-        for t in TRUNKS
+        f"| {t} | {statistics.median(sps[t]):.2f} | {'–' if ratios[t] is None else f'{ratios[t]:.2f}'} | "
+        + ", ".join(f"{x:.2f}" for x in sps[t])
+        + " |"
+        for t in trunks
     ]
     header = "| trunk | steps/s (median) | time per step vs CNN (median of per-repeat ratios) | steps/s per repeat |"
     table = "\n".join([header, "| --- | ---: | ---: | --- |", *rows])
@@ -160,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", choices=["small", "reference"], default="small", help="throughput: ViT size")
     parser.add_argument("--rollouts", type=int, default=3, help=f"throughput: rollouts of {NUM_ENVS}x{NUM_STEPS} steps")
     parser.add_argument("--repeats", type=int, default=3, help="throughput: interleaved repeats")
+    parser.add_argument("--skip", type=int, default=1, help="throughput: first rollouts of each run not timed")
+    parser.add_argument("--trunks", nargs="+", choices=list(TRUNKS), default=list(TRUNKS), help="throughput: trunks")
     parser.add_argument("--steps", type=int, default=200_000, help="montezuma: env steps of the run")
     parser.add_argument("--log-dir", type=Path, default=None, help="montezuma: read this run instead of training")
     parser.epilog = "Further arguments are passed to every lit-rl run, e.g. --model.intrinsic.update_proportion=0.5."
