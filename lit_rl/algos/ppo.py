@@ -52,6 +52,39 @@ def explained_variance(values: Tensor, returns: Tensor) -> Tensor:
     return torch.where(var > 0, 1.0 - (returns - values).var() / var, torch.full_like(var, float("nan")))
 
 
+@torch.no_grad()
+def intrinsic_advantages(
+    rnd: RND, rollout: Rollout, *, gae_lambda: float, reduce_sum: ReduceSum | None = None
+) -> tuple[Tensor, Tensor, dict[str, float]]:
+    """Non-episodic intrinsic GAE of a rollout: advantages and returns ``[T, N]`` and diagnostics.
+
+    Rewards come from ``rnd``'s observation statistics before this rollout; the statistics (reward
+    and observation) are updated with its data afterwards (cleanrl's order). Episode ends never cut
+    the intrinsic return (``rollout.terminated``/``truncated`` are not read).
+    """
+    raw = rnd.rewards(rollout.next_obs.flatten(0, 1)).view_as(rollout.rewards)
+    rewards = rnd.normalize_rewards(raw, reduce_sum)
+    rnd.update_obs_stats(rollout.next_obs, reduce_sum)
+    never = torch.zeros_like(rollout.rewards, dtype=torch.bool)
+    advantages, returns = compute_gae(
+        rewards,
+        rollout.int_values,
+        rollout.int_last_value,
+        never,  # non-episodic: novelty flows across episode ends
+        never,
+        torch.zeros_like(rewards),
+        gamma=rnd.gamma,
+        gae_lambda=gae_lambda,
+    )
+    metrics = {
+        "rnd/intrinsic_reward": float(rewards.mean()),
+        "rnd/intrinsic_reward_raw": float(raw.mean()),
+        "rnd/int_return_std": float(rnd.return_rms.std()),
+        "diag/int_explained_variance": float(explained_variance(rollout.int_values, returns)),
+    }
+    return advantages, returns, metrics
+
+
 class PPO(L.LightningModule):
     """PPO with GAE over a rollout served by :class:`lit_rl.data.datamodule.RolloutDataModule`.
 
@@ -139,6 +172,8 @@ class PPO(L.LightningModule):
             intrinsic_value=intrinsic is not None,
         )
         self.intrinsic: RND | None = None if intrinsic is None else intrinsic(spec.obs_shape, spec.num_envs)
+        # Each rank's per-env intrinsic return is its own: DDP must not overwrite it with rank 0's.
+        self._ddp_params_and_buffers_to_ignore = ["intrinsic.int_return"]
         self.dropout_in_update = dropout_in_update
         self.optimizer_factory = optimizer
         self.total_env_steps = total_env_steps
@@ -227,36 +262,6 @@ class PPO(L.LightningModule):
         self.intrinsic.warmup_done += 1
 
     @torch.no_grad()
-    def _intrinsic_advantages(self, rollout: Rollout, reduce_sum: ReduceSum) -> tuple[Tensor, Tensor]:
-        """Non-episodic intrinsic GAE of a rollout: advantages and returns ``[T, N]``.
-
-        Rewards come from the observation statistics before this rollout; the statistics are updated
-        with its observations afterwards (cleanrl's order).
-        """
-        rnd = self.intrinsic
-        raw = rnd.rewards(rollout.next_obs.flatten(0, 1)).view_as(rollout.rewards)
-        rewards = rnd.normalize_rewards(raw, reduce_sum)
-        rnd.update_obs_stats(rollout.next_obs, reduce_sum)
-        never = torch.zeros_like(rollout.terminated)
-        advantages, returns = compute_gae(
-            rewards,
-            rollout.int_values,
-            rollout.int_last_value,
-            never,  # non-episodic: novelty flows across episode ends
-            never,
-            torch.zeros_like(rewards),
-            gamma=rnd.gamma,
-            gae_lambda=self.gae_lambda,
-        )
-        self._rollout_metrics = {
-            "rnd/intrinsic_reward": float(rewards.mean()),
-            "rnd/intrinsic_reward_raw": float(raw.mean()),
-            "rnd/int_return_std": float(rnd.return_rms.std()),
-            "diag/int_explained_variance": float(explained_variance(rollout.int_values, returns)),
-        }
-        return advantages, returns
-
-    @torch.no_grad()
     def process_rollout(self, rollout: Rollout) -> Rollout:
         """Count env steps, set the schedules and add advantages and returns (GAE)."""
         self._apply_schedules()
@@ -275,13 +280,20 @@ class PPO(L.LightningModule):
         self.explained_var = explained_variance(rollout.values, returns)
         if self.intrinsic is None:
             return dataclasses.replace(rollout, advantages=advantages, returns=returns)
-        int_advantages, int_returns = self._intrinsic_advantages(rollout, self._reduce_sum)
+        int_advantages, int_returns, self._rollout_metrics = intrinsic_advantages(
+            self.intrinsic, rollout, gae_lambda=self.gae_lambda, reduce_sum=self._reduce_sum
+        )
         advantages = self.intrinsic.ext_coef * advantages + self.intrinsic.int_coef * int_advantages
         return dataclasses.replace(rollout, advantages=advantages, returns=returns, int_returns=int_returns)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["state_dict"]
         # Checkpoints written before room tracking have no rooms_seen buffer: start it empty.
-        checkpoint["state_dict"].setdefault("rooms_seen", torch.zeros(NUM_ROOM_IDS, dtype=torch.bool))
+        state.setdefault("rooms_seen", torch.zeros(NUM_ROOM_IDS, dtype=torch.bool))
+        # The per-env intrinsic return of another data.num_envs cannot be mapped to these envs: restart it.
+        saved = state.get("intrinsic.int_return")
+        if self.intrinsic is not None and saved is not None and saved.shape != self.intrinsic.int_return.shape:
+            state["intrinsic.int_return"] = torch.zeros_like(self.intrinsic.int_return)
 
     # -- the update -----------------------------------------------------------------------------
 

@@ -112,7 +112,7 @@ class RolloutCollector:
             if self._truncated[t].any():
                 self._bootstrap_truncated(policy, t, info)
             if self.next_obs_view is not None:
-                self._record_next_obs(t, info, terminated | truncated)
+                self._record_next_obs(t, info)
             idx, returns, lengths = finished_episodes(info)
             if idx.size:
                 ep_returns.append(returns)
@@ -147,14 +147,19 @@ class RolloutCollector:
         )
         return rollout, stats
 
-    def _record_next_obs(self, t: int, info: dict, ended: np.ndarray) -> None:
-        """``next_obs_view`` of the observation after step ``t``; the final one where an episode ended."""
+    def _record_next_obs(self, t: int, info: dict) -> None:
+        """``next_obs_view`` of the observation after step ``t``; the final one where the env was reset.
+
+        Only envs that reset (``info["_final_obs"]``) have a final observation: a life loss of the C++
+        Atari backend is ``terminated`` for training while the game, and its frames, go on.
+        """
         view = self.next_obs_view(self._obs[t + 1])
         if self._next_obs is None:
             self._next_obs = torch.zeros((self.num_steps, *view.shape), dtype=view.dtype, device=self.device)
         self._next_obs[t] = view
-        if ended.any():
-            idx = np.flatnonzero(ended)
+        reset = np.asarray(info.get("_final_obs", ()), dtype=bool)
+        if reset.any():
+            idx = np.flatnonzero(reset)
             final = torch.from_numpy(final_observations(info, idx)).to(self.device)
             self._next_obs[t, torch.from_numpy(idx).to(self.device)] = self.next_obs_view(final)
 
@@ -162,17 +167,18 @@ class RolloutCollector:
     def random_rollout(self) -> torch.Tensor:
         """``num_steps`` steps of every env with uniformly random actions (RND's observation warm-up).
 
-        Returns ``next_obs_view`` of each new observation, ``[T, N, *view shape]``. The envs go on from
-        where these steps leave them: the next :meth:`collect` starts there, as a new episode for a
-        recurrent policy. Not counted in ``total_steps``.
+        Returns ``next_obs_view`` of each new observation, ``[T, N, *view shape]``. The envs are reset
+        afterwards (without a seed: their RNGs go on), so training starts from fresh episodes and no
+        random-policy step reaches the episode statistics. Not counted in ``total_steps``.
         """
         if self.next_obs_view is None:
             raise ValueError("random_rollout() records next_obs_view; build the collector with one")
         views = []
         for _ in range(self.num_steps):
             obs, *_ = self.env.step(self.env.action_space.sample())
-            self._obs[self.num_steps].copy_(torch.from_numpy(np.asarray(obs)))
-            views.append(self.next_obs_view(self._obs[self.num_steps]).clone())
+            views.append(self.next_obs_view(torch.from_numpy(np.asarray(obs)).to(self.device)).clone())
+        obs, _ = self.env.reset()
+        self._obs[self.num_steps].copy_(torch.from_numpy(np.asarray(obs)))
         self._episode_starts[self.num_steps] = True
         return torch.stack(views)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from torch.testing import assert_close
 
 import lit_rl.algos.ppo as ppo_mod
 from lit_rl.algos.gae import compute_gae
-from lit_rl.algos.ppo import PPO
+from lit_rl.algos.ppo import PPO, intrinsic_advantages
 from lit_rl.cli import run
 
 CARTPOLE = str(Path(__file__).parents[2] / "configs" / "ppo" / "cartpole_mlp.yaml")
@@ -32,10 +33,11 @@ def test_advantages_mix_extrinsic_and_intrinsic(tmp_path: Path, monkeypatch: pyt
     original = PPO.process_rollout
 
     def capture(self, rollout):
+        before = copy.deepcopy(self.intrinsic)  # RND's state before this rollout
         if not processed:  # before the first update
             targets.append({k: v.clone() for k, v in self.intrinsic.target.state_dict().items()})
         out = original(self, rollout)
-        processed.append((rollout, out))
+        processed.append((rollout, out, before))
         return out
 
     targets = []
@@ -45,7 +47,7 @@ def test_advantages_mix_extrinsic_and_intrinsic(tmp_path: Path, monkeypatch: pyt
     assert int(cli.model.num_updates) == 2 * 4 * 4  # 2 rollouts of 4 x 128 steps, 4 epochs x 4 minibatches
     for name, value in cli.model.intrinsic.target.state_dict().items():  # the target never trains
         assert torch.equal(value, targets[0][name]), name
-    rollout, out = processed[0]
+    rollout, out, before = processed[1]  # the second rollout: statistics that have moved
     ext, ext_returns = compute_gae(
         rollout.rewards,
         rollout.values,
@@ -56,8 +58,10 @@ def test_advantages_mix_extrinsic_and_intrinsic(tmp_path: Path, monkeypatch: pyt
         gamma=0.99,
         gae_lambda=0.95,
     )
+    int_advantages, int_returns, _ = intrinsic_advantages(before, rollout, gae_lambda=0.95)
     assert_close(out.returns, ext_returns)
-    assert_close(out.advantages, 2.0 * ext + 0.5 * (out.int_returns - rollout.int_values))
+    assert_close(out.int_returns, int_returns)
+    assert_close(out.advantages, 2.0 * ext + 0.5 * int_advantages)
     assert rollout.next_obs.shape == (128, 4, 4) and rollout.int_values.shape == (128, 4)
 
 
@@ -125,6 +129,10 @@ def test_resume_restores_every_rnd_statistic(tmp_path: Path) -> None:
     del older["state_dict"]["rooms_seen"]
     torch.save(older, tmp_path / "older.ckpt")
     assert not PPO.load_from_checkpoint(tmp_path / "older.ckpt", weights_only=True).rooms_seen.any()
+    # Another data.num_envs: the per-env intrinsic return restarts, every other statistic loads.
+    wider = PPO.load_from_checkpoint(last, weights_only=True, env_spec={**cli.model.hparams.env_spec, "num_envs": 8})
+    assert wider.intrinsic.int_return.shape == (8,) and not wider.intrinsic.int_return.any()
+    assert torch.equal(wider.intrinsic.obs_rms.mean, state["intrinsic.obs_rms.mean"])
 
     resumed = fit(tmp_path, "--model.total_env_steps=1536", f"--ckpt_path={last}").model
     assert int(resumed.env_steps) == 1536

@@ -29,7 +29,8 @@ def test_batch_moments_use_the_reduction_for_every_process() -> None:
     x = torch.arange(12.0).view(6, 2)
     doubled = batch_moments(x, reduce_sum=lambda t: 2 * t)  # two identical processes
     mean, var, count = batch_moments(torch.cat([x, x]))
-    assert_close(doubled[0], mean) and assert_close(doubled[1], var)
+    assert_close(doubled[0], mean)
+    assert_close(doubled[1], var)
     assert doubled[2].item() == count.item() == 12
 
 

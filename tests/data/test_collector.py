@@ -16,6 +16,7 @@ from lit_rl.data.rollout import Rollout
 from lit_rl.envs.factory import make_vector_env
 from lit_rl.models.actor_critic import ActorCritic
 from lit_rl.models.extractors.mlp import MLP
+from lit_rl.models.extractors.nature_cnn import NatureCNN
 
 
 def test_truncation_is_bootstrapped_and_recorded() -> None:
@@ -168,8 +169,38 @@ def test_random_rollout_warms_up_without_counting_steps() -> None:
     views = collector.random_rollout()
     assert views.shape == (16, 2, 2)
     assert collector.total_steps == 0
-    assert torch.equal(collector._obs[16, :, :2], views[-1])  # the next collect starts where it stopped
-    assert collector._episode_starts[16].all()
+    assert views[:, :, 0].abs().max() > 0.05  # the random policy moved the carts
     rollout, _ = collector.collect(ActorCritic((4,), 2, MLP))
-    assert torch.equal(rollout.obs[0, :, :2], views[-1])
     env.close()
+    assert rollout.episode_starts[0].all()
+    assert rollout.obs[0].abs().max() <= 0.05  # training starts from reset states (CartPole: within ±0.05)
+
+
+def test_warm_up_leaves_no_random_steps_in_the_episode_statistics() -> None:
+    """After 40 random steps of a 50-step TimeLimit env, training episodes still last 50 steps."""
+    env = make_vector_env("lit_rl_test/ConstantReward-v0", num_envs=2)
+    collector = RolloutCollector(env, num_steps=40, seed=0, device=torch.device("cpu"), next_obs_view=lambda o: o)
+    collector.random_rollout()
+    collector.num_steps = 40  # two training rollouts: 80 steps, one episode end per env at step 50
+    first, _ = collector.collect(ActorCritic((2,), 2, MLP))
+    second, episodes = collector.collect(ActorCritic((2,), 2, MLP))
+    env.close()
+    assert not first.truncated.any()
+    assert second.truncated[9].all() and episodes.lengths.tolist() == [50, 50]
+
+
+@pytest.mark.atari
+def test_life_loss_of_the_cpp_backend_keeps_the_next_frame() -> None:
+    """The C++ backend marks a life loss terminated while the game goes on: RND's next frame is the
+    frame that follows (there is no final observation), and collection does not fail."""
+    env = make_vector_env("BreakoutNoFrameskip-v4", num_envs=2, backend="ale_vector")
+    cpu = torch.device("cpu")
+    collector = RolloutCollector(env, num_steps=300, seed=0, device=cpu, next_obs_view=lambda o: o[:, -1:])
+    rollout, _ = collector.collect(ActorCritic((4, 84, 84), 4, NatureCNN))
+    env.close()
+    obs = rollout.obs
+    # The stack shifted by one frame: the game went on (a reset would restart the stack).
+    continued = (obs[1:, :, :-1] == obs[:-1, :, 1:]).flatten(2).all(-1)
+    life_loss = rollout.terminated[:-1] & continued
+    assert life_loss.any(), "the test needs a life loss"
+    assert torch.equal(rollout.next_obs[:-1][life_loss], obs[1:, :, -1:][life_loss])

@@ -76,8 +76,9 @@ class RND(nn.Module):
         feature_dim: Output width of both networks.
 
     Buffers (saved in checkpoints): ``obs_rms`` (per-pixel mean/var), ``return_rms`` (variance of the
-    discounted intrinsic return), ``int_return`` ``[num_envs]`` (that return, carried across rollouts)
-    and ``warmup_done`` (warm-up rollouts done).
+    discounted intrinsic return), ``int_return`` ``[num_envs]`` (that return, carried across rollouts;
+    per process: under DDP each rank keeps its own, the checkpoint holds rank 0's) and ``warmup_done``
+    (warm-up rollouts done).
     """
 
     def __init__(
@@ -168,7 +169,8 @@ class RND(nn.Module):
         Updates the per-env return (non-episodic, carried across rollouts) and its statistics with
         this rollout's ``T × N`` returns of every process first, as jcwleo's RND does.
         """
-        returns, self.int_return = discounted_returns(rewards, self.int_return.to(rewards.dtype), self.gamma)
+        returns, carry = discounted_returns(rewards, self.int_return.to(rewards.dtype), self.gamma)
+        self.int_return.copy_(carry)
         self.return_rms.update(returns.reshape(-1), reduce_sum)
         return rewards / self.return_rms.std(eps=1e-8)
 
