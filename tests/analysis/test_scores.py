@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from lit_rl.analysis.scores import Runs, axis_classes, load_run_dirs, load_study_results
 from lit_rl.analysis.tables import game_table, markdown, to_csv, wins_per_agent, wins_per_class
@@ -25,22 +24,7 @@ needs_study_data = pytest.mark.skipif(
 )
 
 
-def make_run(root: Path, name: str, env_id: str, agent: str | None, seed: int, timesteps, means) -> Path:
-    run = root / name
-    run.mkdir(parents=True)
-    config = {
-        "seed_everything": seed,
-        "data": {"env_id": env_id},
-        "trainer": {"logger": {"init_args": {"name": "logger_name"}}},
-        "checkpoint": {"agent": agent},
-    }
-    (run / "config.yaml").write_text(yaml.safe_dump(config))
-    results = np.repeat(np.asarray(means, dtype=float)[:, None], 3, axis=1)  # 3 episodes, same score
-    np.savez(run / "evaluations.npz", timesteps=np.asarray(timesteps), results=results, ep_lengths=results)
-    return run
-
-
-def test_run_dirs_become_one_table(tmp_path: Path) -> None:
+def test_run_dirs_become_one_table(tmp_path: Path, make_run) -> None:
     runs = [
         make_run(tmp_path, "a", "PongNoFrameskip-v4", "CWRA", 42, [100, 200, 300], [1.0, 2.0, 6.0]),
         make_run(tmp_path, "b", "PongNoFrameskip-v4", "CWRA", 1, [100, 200], [0.0, 4.0]),
@@ -55,7 +39,7 @@ def test_run_dirs_become_one_table(tmp_path: Path) -> None:
     np.testing.assert_array_equal(cwra.run_scores, [2.0, 1.5])
 
 
-def test_run_dirs_reject_duplicates_and_non_runs(tmp_path: Path) -> None:
+def test_run_dirs_reject_duplicates_and_non_runs(tmp_path: Path, make_run) -> None:
     a = make_run(tmp_path, "a", "PongNoFrameskip-v4", "NA", 1, [100], [1.0])
     b = make_run(tmp_path, "b", "PongNoFrameskip-v4", "NA", 1, [100], [2.0])
     with pytest.raises(ValueError, match="same seed"):
