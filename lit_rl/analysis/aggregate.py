@@ -115,3 +115,40 @@ def performance_profiles(
     taus = np.linspace(0.0, 8.0, 81) if taus is None else np.asarray(taus)
     profiles, bands = library.create_performance_profile(matrices, taus, reps=reps)
     return taus, profiles, bands
+
+
+def sample_efficiency(
+    scores: Scores, agents: list[str], steps: list[int] | None = None, reps: int = 2_000, seed: int = 0
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """IQM of the human-normalised point-in-time evaluation scores at each step, with point-wise
+    stratified-bootstrap intervals: ``(steps [S], iqm[agent] [S], intervals[agent] [2, S])``.
+
+    ``steps`` default to the evaluation steps every run of every game reached.
+    """
+    library, metrics = _rliable()
+    table = human_random_scores()
+    games = sorted(scores)
+    if steps is None:
+        common = None
+        for game in games:
+            for agent in agents:
+                ts = scores[game][agent].timesteps
+                common = ts if common is None else np.intersect1d(common, ts)
+        steps = list(common)
+    cubes = {}
+    for agent in agents:
+        per_game = []
+        for game in games:
+            runs = scores[game][agent]
+            rows = runs.evals[np.searchsorted(runs.timesteps, steps)]  # [S, R]
+            random, human = table[game]
+            per_game.append(((rows - random) / (human - random)).T)  # [R, S]
+        cubes[agent] = np.stack(per_game, axis=1)  # [R, G, S]
+
+    def iqm_per_step(cube: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(cube[..., i]) for i in range(cube.shape[-1])])
+
+    points, intervals = library.get_interval_estimates(
+        cubes, iqm_per_step, reps=reps, random_state=np.random.RandomState(seed)
+    )
+    return np.asarray(steps), points, intervals

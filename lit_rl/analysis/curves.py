@@ -65,3 +65,17 @@ def bootstrap_band(
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(means, [tail, 100 - tail], axis=0)
     return CurveBand(steps, table.mean(axis=0), low, high, len(runs))
+
+
+def debiased_ema(values: np.ndarray, weight: float = 0.98) -> np.ndarray:
+    """TensorBoard's smoothing: ``s_0 = 0``, ``s_t = w·s_{t−1} + (1 − w)·x_t``, returned as ``s_t / (1 − w^t)``.
+
+    Shapes: ``values`` ``[..., E]`` (smoothed along the last axis), returns the same shape.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    state = np.zeros(values.shape[:-1])
+    for t in range(values.shape[-1]):
+        state = weight * state + (1.0 - weight) * values[..., t]
+        out[..., t] = state / (1.0 - weight ** (t + 1))
+    return out

@@ -6,7 +6,9 @@
 Writes into ``--out``: ``per_game.md`` / ``per_game.csv`` (mean ± SE of the run score, winners, wins),
 ``wins_per_class.md``, ``aggregates.md`` / ``aggregates.csv`` (median, IQM, mean, optimality gap of
 human-normalised scores with 95 % stratified-bootstrap intervals), ``probability_of_improvement.md``
-and the figures ``aggregates`` and ``performance_profiles`` as PNG and PDF.
+and the figures ``aggregates``, ``performance_profiles``, ``sample_efficiency`` (IQM of point-in-time
+scores per evaluation) and ``learning_curves`` (per game, debiased-EMA smoothed, 95 % interval over
+runs) as PNG and PDF.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from lit_rl.analysis.aggregate import (
     normalized_matrix,
     performance_profiles,
     probability_of_improvement,
+    sample_efficiency,
 )
+from lit_rl.analysis.curves import bootstrap_band, debiased_ema
 from lit_rl.analysis.scores import Scores, axis_classes, load_run_dirs, load_study_results
 from lit_rl.analysis.tables import game_table, markdown, to_csv, wins_per_class
 
@@ -36,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples of the aggregates (rliable)")
     parser.add_argument("--poi-reps", type=int, default=2_000, help="bootstrap resamples of P(X > Y)")
     parser.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib needed)")
+    parser.add_argument("--curve-games", nargs="+", help="games of the learning-curve figure (default: the first 6)")
+    parser.add_argument("--ema-weight", type=float, default=0.98, help="learning-curve smoothing weight")
     return parser.parse_args(argv)
 
 
@@ -79,11 +85,56 @@ def plot_aggregates(estimates: dict[str, dict], out: Path) -> None:
     plt.close(fig)
 
 
-def plot_profiles(matrices: dict, out: Path, reps: int) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, stem: str) -> None:
+    for suffix in ("png", "pdf"):
+        fig.savefig(out / f"{stem}.{suffix}", dpi=150)
+    fig.clf()
+
+
+def plot_sample_efficiency(scores: Scores, agents: list[str], out: Path, reps: int) -> None:
+    plt = _pyplot()
+    steps, iqm, intervals = sample_efficiency(scores, agents, reps=reps)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, agent in enumerate(agents):
+        ax.plot(steps, iqm[agent], color=f"C{i}", marker="o", markersize=3, label=agent)
+        ax.fill_between(steps, intervals[agent][0], intervals[agent][1], color=f"C{i}", alpha=0.2)
+    ax.set(xlabel="env steps", ylabel="IQM human-normalised score")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, out, "sample_efficiency")
+
+
+def plot_learning_curves(scores: Scores, agents: list[str], games: list[str], out: Path, weight: float) -> None:
+    plt = _pyplot()
+    cols = min(3, len(games))
+    rows = -(-len(games) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, game in zip(axes.ravel(), games, strict=False):
+        for i, agent in enumerate(agents):
+            runs = scores[game][agent]
+            smoothed = debiased_ema(runs.evals.T, weight)  # [R, E]
+            band = bootstrap_band([(runs.timesteps, curve) for curve in smoothed])
+            ax.plot(band.steps, band.mean, color=f"C{i}", label=agent)
+            ax.fill_between(band.steps, band.low, band.high, color=f"C{i}", alpha=0.2)
+        ax.set(title=game, xlabel="env steps", ylabel="evaluation return")
+    for ax in axes.ravel()[len(games) :]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, out, "learning_curves")
+
+
+def plot_profiles(matrices: dict, out: Path, reps: int) -> None:
+    plt = _pyplot()
 
     taus, profiles, bands = performance_profiles(matrices, reps=reps)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -120,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_figures:
         plot_aggregates(estimates, args.out)
         plot_profiles(matrices, args.out, reps=min(args.poi_reps, 2_000))
+        plot_sample_efficiency(scores, agents, args.out, reps=min(args.poi_reps, 2_000))
+        games = args.curve_games or sorted(scores)[:6]
+        plot_learning_curves(scores, agents, games, args.out, args.ema_weight)
     print(f"wrote tables{'' if args.no_figures else ' and figures'} to {args.out}")
 
 

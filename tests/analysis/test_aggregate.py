@@ -65,3 +65,18 @@ def test_performance_profile_by_hand() -> None:
     _, profiles, bands = performance_profiles({"A": x}, taus=np.array([-1.0, 0.5, 2.5, 5.0]), reps=100)
     np.testing.assert_allclose(profiles["A"], [1.0, 0.75, 0.25, 0.0])  # fraction of runs above each tau
     assert bands["A"].shape == (2, 4)
+
+
+def test_sample_efficiency_is_the_iqm_at_each_evaluation() -> None:
+    from lit_rl.analysis.aggregate import sample_efficiency
+
+    # Pong HNS = (x + 20.7) / 35.3: build scores whose normalised values are known.
+    def pong(*hns_per_eval: list[float]) -> Runs:
+        evals = np.array(hns_per_eval) * 35.3 - 20.7  # [E, R]
+        return Runs(np.array([10, 20]), evals, (None,) * evals.shape[1])
+
+    scores = {"Pong": {"A": pong([0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 5.0, 9.0])}}
+    steps, iqm, intervals = sample_efficiency(scores, ["A"], reps=100)
+    np.testing.assert_array_equal(steps, [10, 20])
+    np.testing.assert_allclose(iqm["A"], [1.5, 3.0])  # the middle two of four runs at each step
+    assert intervals["A"].shape == (2, 2)

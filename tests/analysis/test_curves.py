@@ -54,3 +54,16 @@ def test_memory_comparison_report_reads_runs_and_writes_table_and_figure(tmp_pat
     # matplotlib comes with the dev extra
     assert (tmp_path / "memory_comparison.png").stat().st_size > 10_000
     assert load_evaluations(memory_comparison.run_dir(tmp_path, "stateless_mlp", 1) / "evaluations.npz")[1][1] == 31.0
+
+
+def test_debiased_ema_by_hand() -> None:
+    from lit_rl.analysis.curves import debiased_ema
+
+    x = np.array([4.0, 0.0, 2.0])
+    w = 0.5
+    s1 = 0.5 * 4.0  # s_1 = w*0 + (1-w)*4
+    s2 = w * s1 + 0.5 * 0.0
+    s3 = w * s2 + 0.5 * 2.0
+    expected = [s1 / (1 - w), s2 / (1 - w**2), s3 / (1 - w**3)]
+    np.testing.assert_allclose(debiased_ema(x, weight=w), expected)
+    np.testing.assert_allclose(debiased_ema(np.full((2, 5), 7.0)), 7.0)  # a constant stays unbiased

@@ -20,7 +20,7 @@ def test_writes_every_table_and_figure(tmp_path: Path, make_run) -> None:
     out = tmp_path / "out"
     main(["--runs", *map(str, runs), "--out", str(out), "--agents", "NA", "CWCA", "--reps", "200", "--poi-reps", "50"])
     names = {p.name for p in out.iterdir()}
-    for stem in ("aggregates", "performance_profiles"):
+    for stem in ("aggregates", "performance_profiles", "sample_efficiency", "learning_curves"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
         assert (out / f"{stem}.png").stat().st_size > 5_000
     per_game = (out / "per_game.md").read_text()
@@ -38,6 +38,6 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
         parse_args(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    options = ("--runs", "--study-pickle", "--out", "--agents", "--baseline", "--reps", "--poi-reps", "--no-figures")
+    options = ("--runs", "--study-pickle", "--out", "--agents", "--baseline", "--reps", "--poi-reps", "--curve-games")
     for option in options:
         assert option in text
