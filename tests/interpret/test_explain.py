@@ -1,0 +1,104 @@
+"""Grad-CAM, the study's maps, attention weights and capture on real Atari observations."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lit_rl.interpret.explain import attention_received, capture_observations, explain, main
+from lit_rl.interpret.gradcam import grad_cam, logit_std, study_maps
+from lit_rl.models.actor_critic import ActorCritic
+from lit_rl.models.extractors.axial_attention import CWRA, SWA
+from lit_rl.models.extractors.small_cnn import SmallCNN
+from lit_rl.models.extractors.vit import ViTExtractor
+
+STUDY_DATA = Path(
+    os.environ.get("LIT_RL_STUDY_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "self-attention-rl")
+)
+
+
+@pytest.fixture(scope="module")
+def pong_obs() -> torch.Tensor:
+    """Three observation stacks captured from the Pong ROM by a random policy."""
+    return torch.from_numpy(capture_observations("PongNoFrameskip-v4", 3, seed=0, gaps=(40, 80))[:, 0])
+
+
+def agent(attention=None) -> ActorCritic:
+    torch.manual_seed(0)
+    return ActorCritic((4, 84, 84), 6, partial(SmallCNN, attention=attention)).eval()
+
+
+def reference_grad_cam(policy: ActorCritic, obs: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM written out: the pre-ReLU c1 output, autograd for the greedy logit, weights = mean gradient."""
+    ex = policy.extractor
+    x = obs.float() / 255.0
+    a = ex.c1[0](x)
+    logits = policy.actor_head(ex.l1(ex.c2(ex.attention(torch.relu(a)))))
+    (grad,) = torch.autograd.grad(logits.gather(1, logits.argmax(1, keepdim=True)).sum(), a)
+    cam = torch.relu((grad.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
+    up = F.interpolate(cam, size=(84, 84), mode="bilinear", align_corners=False)[:, 0]
+    flat = up.flatten(1)
+    low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
+    return ((up - low) / (high - low)).detach()
+
+
+@pytest.mark.atari
+@pytest.mark.parametrize("attention", [None, CWRA])
+def test_grad_cam_against_a_reference_on_real_frames(pong_obs: torch.Tensor, attention) -> None:
+    policy = agent(attention)
+    cam = grad_cam(policy, pong_obs)
+    assert cam.shape == (3, 84, 84)
+    assert cam.min() == 0.0 and cam.max() == 1.0  # min-max normalised, not constant
+    torch.testing.assert_close(cam, reference_grad_cam(policy, pong_obs), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.atari
+def test_study_maps_and_attention_weights(pong_obs: torch.Tensor) -> None:
+    maps = study_maps(agent(CWRA), pong_obs)
+    assert set(maps) == {"F", "Y", "F_hat", "c2"}
+    for m in maps.values():
+        assert m.shape == (3, 84, 84) and m.std() > 0.01
+    assert study_maps(agent(), pong_obs)["Y"].abs().sum() == 0  # NA has no attention output
+    for policy in (agent(CWRA), agent(SWA)):
+        received = attention_received(policy, pong_obs)
+        assert received.shape == (3, 84, 84) and received.std() > 0.01
+    swa = attention_received(agent(SWA), pong_obs)
+    assert torch.equal(swa[:, :, 0], swa[:, :, 40])  # SWA weighs whole rows
+    vit = ActorCritic((4, 84, 84), 6, partial(ViTExtractor, patch_size=12, embed_dim=32, depth=1, num_heads=2))
+    assert attention_received(vit.eval(), pong_obs).shape == (3, 84, 84)
+    with pytest.raises(ValueError, match="no attention module"):
+        attention_received(agent(), pong_obs)
+
+
+def test_logit_std_by_hand() -> None:
+    policy = agent()
+    obs = torch.randint(0, 256, (4, 4, 84, 84), dtype=torch.uint8)
+    logits, _ = policy(obs)
+    expected = sum(float(torch.std(row)) for row in logits) / 4
+    assert logit_std(policy, obs) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.skipif(not STUDY_DATA.is_dir(), reason=f"the study's observations are not at {STUDY_DATA}")
+def test_explain_writes_every_grid_for_the_studys_observations(tmp_path: Path) -> None:
+    obs = torch.from_numpy(np.concatenate([np.load(STUDY_DATA / f"Assault_obs_{i}.npy") for i in (1, 2)]))
+    assert obs.shape == (2, 4, 84, 84)
+    stds = explain({"NA": agent(), "CWRA": agent(CWRA)}, obs, tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    for kind in ("gradcam", "F", "Y", "F_hat", "c2", "attention"):
+        assert f"{kind}.png" in names and f"{kind}.pdf" in names
+    assert set(stds) == {"NA", "CWRA"} and "NA," in (tmp_path / "logit_std.csv").read_text()
+
+
+@pytest.mark.atari
+def test_capture_saves_study_shaped_stacks(tmp_path: Path) -> None:
+    gaps = ["--min-gap", "5", "--max-gap", "10"]
+    main(["capture", "--env-id", "PongNoFrameskip-v4", "--count", "2", *gaps, "--out", str(tmp_path)])
+    first = np.load(tmp_path / "Pong_obs_1.npy")
+    assert first.shape == (1, 4, 84, 84) and first.dtype == np.uint8
+    assert not np.array_equal(first, np.load(tmp_path / "Pong_obs_2.npy"))
