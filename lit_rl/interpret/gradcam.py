@@ -1,11 +1,11 @@
-"""Grad-CAM (Selvaraju et al., 2017) and the study's feature maps, with forward hooks.
+"""Grad-CAM (Selvaraju et al., 2017) with pytorch-grad-cam, and the study's feature maps with hooks.
 
 Spec ``axis-attention-study.md`` §6: Grad-CAM on a chosen layer (default the first convolution, its
 pre-ReLU output), target the actor logit of the greedy action; channel weights are the spatial mean of
 the gradients, the map ``ReLU(Σ_k w_k A_k)`` is upsampled bilinearly to the input size and min–max
-normalised per observation. The maps of the study's grids (``F = ReLU(c1)``, the attention output
-``Y``, ``F̂ = F + Y``, ``ReLU(c2)``) are summed over channels, upsampled and normalised the same way.
-Hooks are written here (no CAM library: the maintained one pulls a GUI OpenCV build).
+normalised (pytorch-grad-cam's ``GradCAM``, checked against a reference in the tests). The maps of the study's
+grids (``F = ReLU(c1)``, the attention output ``Y``, ``F̂ = F + Y``, ``ReLU(c2)``) are summed over
+channels, upsampled and min–max normalised.
 """
 
 from __future__ import annotations
@@ -35,34 +35,41 @@ def normalize_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.where(span > 0, (up - low) / span.clamp_min(1e-12), torch.zeros_like(up))
 
 
+class _Logits(nn.Module):
+    """The actor logits of a feed-forward policy as a function of preprocessed (float) observations."""
+
+    def __init__(self, policy: ActorCritic) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.policy.actor_head(self.policy._streams(self.policy.extractor, x).policy)
+
+
 def grad_cam(policy: ActorCritic, obs: Tensor, layer: str | None = None) -> Tensor:
     """Grad-CAM of the greedy action's logit for raw observations ``[B, C, H, W]``: ``[B, H, W]`` in [0, 1].
 
     Args:
-        policy: The actor-critic (put in eval mode by the caller).
+        policy: A feed-forward actor-critic (put in eval mode by the caller).
         obs: Observations as the env gives them (uint8 stacks).
         layer: Qualified module name whose output is explained; default :func:`first_conv`.
     """
-    module = policy.get_submodule(layer or first_conv(policy))
-    store: dict[str, Tensor] = {}
-
-    def keep(_module: nn.Module, _args: tuple, output: Tensor) -> None:
-        output.retain_grad()
-        store["activation"] = output
-
-    handle = module.register_forward_hook(keep)
     try:
-        with torch.enable_grad():
-            logits, _ = policy(obs)
-            target = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
-            policy.zero_grad(set_to_none=True)
-            target.backward()
-    finally:
-        handle.remove()
-    activation, gradient = store["activation"], store["activation"].grad
-    weights = gradient.mean(dim=(2, 3), keepdim=True)  # [B, K, 1, 1]
-    cam = F.relu((weights * activation).sum(1)).detach()
-    return normalize_maps(cam, tuple(obs.shape[-2:]))
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    except ImportError as err:
+        raise ImportError("Grad-CAM needs pytorch-grad-cam: pip install 'lit_rl[analysis]'") from err
+    if policy.recurrent:
+        raise ValueError("Grad-CAM of a memory policy is not supported (it needs its memory as input)")
+    module = policy.get_submodule(layer or first_conv(policy))
+    x = policy.preprocess(obs).contiguous()
+    model = _Logits(policy)
+    with torch.no_grad():
+        greedy = model(x).argmax(1).tolist()
+    with GradCAM(model=model, target_layers=[module]) as cam:
+        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(a) for a in greedy])
+    policy.zero_grad(set_to_none=True)
+    return torch.from_numpy(maps).float()
 
 
 @torch.no_grad()
