@@ -6,7 +6,7 @@
 Writes into ``--out``: ``per_game.md`` / ``per_game.csv`` (mean ± SE of the run score, winners, wins),
 ``wins_per_class.md``, ``aggregates.md`` / ``aggregates.csv`` (median, IQM, mean, optimality gap of
 human-normalised scores with 95 % stratified-bootstrap intervals), ``probability_of_improvement.md``
-and the figures ``aggregates``, ``performance_profiles``, ``sample_efficiency`` (IQM of point-in-time
+(every pair, or every agent against ``--baseline``) and the figures ``aggregates``, ``performance_profiles``, ``sample_efficiency`` (IQM of point-in-time
 scores per evaluation) and ``learning_curves`` (per game, debiased-EMA smoothed, 95 % interval over
 runs) as PNG and PDF.
 """
@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--study-pickle", type=Path, help="the study's post_processed_results_56.pkl (your copy)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the tables and figures")
     parser.add_argument("--agents", nargs="+", help="agents and their order (default: those of the first game)")
-    parser.add_argument("--baseline", default=None, help="agent every other is compared with in P(X > Y)")
+    parser.add_argument(
+        "--baseline", default=None, help="compare every agent with this one in P(X > Y) (default: every pair)"
+    )
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples of the aggregates (rliable)")
     parser.add_argument("--poi-reps", type=int, default=2_000, help="bootstrap resamples of P(X > Y)")
     parser.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib needed)")
@@ -162,8 +164,10 @@ def main(argv: list[str] | None = None) -> None:
         f.write("agent,metric,point,low,high\n")
         for agent, per_metric in estimates.items():
             f.writelines(f"{agent},{m},{e.point},{e.low},{e.high}\n" for m, e in per_metric.items())
-    baseline = args.baseline or agents[0]
-    pairs = [(agent, baseline) for agent in agents if agent != baseline]
+    if args.baseline:
+        pairs = [(agent, args.baseline) for agent in agents if agent != args.baseline]
+    else:  # every pair once; P(Y > X) is 1 - P(X > Y) up to ties
+        pairs = [(x, y) for i, x in enumerate(agents) for y in agents[i + 1 :]]
     poi = probability_of_improvement(matrices, pairs, reps=args.poi_reps)
     lines = ["| X | Y | P(X > Y) [95 % CI] |", "| --- | --- | ---: |"]
     lines += [f"| {x} | {y} | {e.point:.3f} [{e.low:.3f}, {e.high:.3f}] |" for (x, y), e in poi.items()]

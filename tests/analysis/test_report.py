@@ -28,7 +28,7 @@ def test_writes_every_table_and_figure(tmp_path: Path, make_run) -> None:
     assert "| Pong | -19.2 ± 0.2 | **-14.2 ± 0.2** |" in per_game  # CWCA: -14.5, -14 (Python rounds half to even)
     assert "| wins | 0 | 2 |" in per_game
     assert "| horizontal | 0 | 1 |" in (out / "wins_per_class.md").read_text()
-    assert "| CWCA | NA | 1.000" in (out / "probability_of_improvement.md").read_text()
+    assert "| NA | CWCA | 0.000" in (out / "probability_of_improvement.md").read_text()  # every pair once
     rows = (out / "aggregates.csv").read_text().splitlines()
     assert rows[0] == "agent,metric,point,low,high" and len(rows) == 1 + 2 * 4
 
