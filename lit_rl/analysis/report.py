@@ -6,9 +6,9 @@
 Writes into ``--out``: ``per_game.md`` / ``per_game.csv`` (mean ± SE of the run score, winners, wins),
 ``wins_per_class.md``, ``aggregates.md`` / ``aggregates.csv`` (median, IQM, mean, optimality gap of
 human-normalised scores with 95 % stratified-bootstrap intervals), ``probability_of_improvement.md``
-(every pair, or every agent against ``--baseline``) and the figures ``aggregates``, ``performance_profiles``, ``sample_efficiency`` (IQM of point-in-time
-scores per evaluation) and ``learning_curves`` (per game, debiased-EMA smoothed, 95 % interval over
-runs) as PNG and PDF.
+(every pair, or every agent against ``--baseline``) and the figures ``aggregates``,
+``performance_profiles``, ``sample_efficiency`` (IQM of point-in-time scores per evaluation) and
+``learning_curves`` (per game, debiased-EMA smoothed, 95 % interval over runs) as PNG and PDF.
 """
 
 from __future__ import annotations
