@@ -75,7 +75,13 @@ def test_is_mario_and_check_env_id_accept_the_package_ids(env_id: str, expected:
 def test_raw_env_passes_the_gymnasium_env_checker() -> None:
     env = raw_env()
     # The render check opens a pygame window for render_mode="human"; this machine is headless.
-    check_env(env, skip_render_check=True)
+    check_env(env, skip_render_check=True)  # raises on a contract violation
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (240, 256, 3) and obs.dtype == np.uint8  # raw NES frames, RGB
+    assert env.observation_space.contains(obs)
+    step_obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+    assert np.isfinite(reward)
+    assert env.observation_space.contains(step_obs) and isinstance(terminated, bool) and isinstance(truncated, bool)
     env.close()
 
 
