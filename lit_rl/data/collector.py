@@ -118,7 +118,8 @@ class RolloutCollector:
                 ep_returns.append(returns)
                 ep_lengths.append(lengths)
                 ep_rooms.append(finished_episode_rooms(info))
-            rooms_seen.append(current_rooms(info))
+            if "room" in info:  # Montezuma only: no per-step allocation for other games
+                rooms_seen.append(current_rooms(info))
         last_value, last_int_value = policy.values(
             self._obs[T], memory=self._memory, episode_start=self._episode_starts[T]
         )
