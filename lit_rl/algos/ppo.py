@@ -13,12 +13,13 @@ import dataclasses
 import math
 import time
 import warnings
+from typing import Literal
 
 import lightning as L
 import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from lightning.pytorch.cli import OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torchmetrics import MeanMetric
 
@@ -27,7 +28,7 @@ from lit_rl.algos.ppo_loss import PPOLossOutput, ppo_loss
 from lit_rl.algos.running_stats import ReduceSum
 from lit_rl.data.collector import EpisodeStats
 from lit_rl.data.rollout import Rollout
-from lit_rl.errors import ConfigError
+from lit_rl.errors import ConfigError, NonFiniteError
 from lit_rl.evaluation import EpisodeResults
 from lit_rl.models.actor_critic import ActorCritic, HeadStyle
 from lit_rl.models.extractors.base import ExtractorFactory
@@ -35,8 +36,12 @@ from lit_rl.models.extractors.mlp import MLP
 from lit_rl.models.intrinsic.rnd import RND, RNDFactory
 from lit_rl.specs import EnvSpec
 
-LOSS_KEYS = ("loss/policy", "loss/value", "loss/entropy", "diag/approx_kl", "diag/clip_fraction")
+# Per-update sums are kept in this order: the loss terms, then the pre-clip gradient norm (the terms
+# whose finiteness decides whether a minibatch may step), then the diagnostics.
+LOSS_KEYS = ("loss/policy", "loss/value", "loss/entropy")
 INTRINSIC_LOSS_KEYS = ("loss/int_value", "loss/rnd")
+DIAG_KEYS = ("diag/grad_norm", "diag/approx_kl", "diag/clip_fraction")
+NONFINITE_ADVICE = "lower the learning rate or check the env's rewards and observations"
 #: Room ids are one RAM byte (Montezuma's Revenge).
 NUM_ROOM_IDS = 256
 
@@ -91,9 +96,10 @@ class PPO(L.LightningModule):
     Hooks implemented: ``configure_optimizers``, ``training_step`` (manual optimisation: one
     Adam step per minibatch, gradient-norm clipping, ``target_kl`` early stop),
     ``on_train_batch_start`` (ends the update after an early stop), ``on_train_epoch_start`` /
-    ``on_train_epoch_end`` (timing, logging against env steps, the budget), and
+    ``on_train_epoch_end`` (timing, logging against env steps, the budget, the finiteness check),
     ``transfer_batch_to_device``, ``validation_step`` / ``test_step`` (log the evaluation episodes
-    the datamodule ran for ``lit-rl validate`` / ``test``). The datamodule calls :meth:`record_episodes` and
+    the datamodule ran for ``lit-rl validate`` / ``test``), ``on_save_checkpoint`` (refuses a
+    non-finite state) and ``on_load_checkpoint``. The datamodule calls :meth:`record_episodes` and
     :meth:`process_rollout` once per rollout, and :meth:`warm_up` while :attr:`warmup_pending`.
 
     Args:
@@ -119,6 +125,12 @@ class PPO(L.LightningModule):
         dropout_in_update: Run the update with the policy's dropout active. Off (default): the policy
             is in eval mode in the update as in rollouts, so the ratio at the first minibatch is exactly 1.
             On: the original explorative ViT's regularisation, at the price of a noisy ratio.
+        nonfinite: What a minibatch with a NaN or infinite loss term or gradient norm does (checked
+            on every rank before the optimiser step, so the parameters are never touched by it).
+            ``stop``: raise :class:`lit_rl.errors.NonFiniteError` naming the env step and the terms; the
+            last checkpoint stays the last good one. ``skip``: drop that minibatch's update, warn once
+            per rollout and count the drops in ``diag/skipped_updates``. Non-finite parameters or
+            buffers at the end of an update always stop the run, and are never written to a checkpoint.
     """
 
     def __init__(
@@ -144,12 +156,15 @@ class PPO(L.LightningModule):
         heads: HeadStyle = "linear",
         intrinsic: RNDFactory | None = None,
         dropout_in_update: bool = False,
+        nonfinite: Literal["stop", "skip"] = "stop",
     ) -> None:
         super().__init__()
         if total_env_steps <= 0:
             raise ConfigError(f"model.total_env_steps={total_env_steps}; expected a positive integer")
         if not (0.0 <= gamma <= 1.0 and 0.0 <= gae_lambda <= 1.0):
             raise ConfigError(f"model.gamma={gamma}, model.gae_lambda={gae_lambda}; expected values in [0, 1]")
+        if nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"model.nonfinite={nonfinite!r}; expected 'stop' or 'skip'")
         # Checkpoints keep plain Python values (no jsonargparse PositiveInt, the spec as a dict) so
         # they load with torch.load(weights_only=True) and through LightningCLI's instantiator.
         if isinstance(env_spec, dict):
@@ -175,6 +190,7 @@ class PPO(L.LightningModule):
         # Each rank's per-env intrinsic return is its own: DDP must not overwrite it with rank 0's.
         self._ddp_params_and_buffers_to_ignore = ["intrinsic.int_return"]
         self.dropout_in_update = dropout_in_update
+        self.nonfinite = nonfinite
         self.optimizer_factory = optimizer
         self.total_env_steps = total_env_steps
         self.anneal_lr, self.anneal_clip = anneal_lr, anneal_clip
@@ -190,9 +206,11 @@ class PPO(L.LightningModule):
         self._epoch_start = (time.perf_counter(), 0)
         self._update_end = self._epoch_start[0]
         # Per-update sums of the loss terms: one fused add per minibatch, no host sync.
-        self.loss_keys = LOSS_KEYS + (INTRINSIC_LOSS_KEYS if self.intrinsic is not None else ())
+        self.loss_keys = LOSS_KEYS + (INTRINSIC_LOSS_KEYS if self.intrinsic is not None else ()) + DIAG_KEYS
+        self.num_loss_terms = len(self.loss_keys) - len(DIAG_KEYS)
         self.register_buffer("_loss_sums", torch.zeros(len(self.loss_keys)), persistent=False)
         self.register_buffer("_loss_count", torch.zeros(()), persistent=False)
+        self._skipped_updates = 0  # minibatches of this update dropped as non-finite (model.nonfinite=skip)
         self.episode_return = MeanMetric()
         self.episode_length = MeanMetric()
         self.episode_rooms = MeanMetric()
@@ -360,23 +378,83 @@ class PPO(L.LightningModule):
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        stats = self._step_stats(out, rnd_loss, optimizer)  # before clipping: the raw gradient norm
         if self.max_grad_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
+        if not self._step_is_finite(stats, batch_idx):
+            optimizer.zero_grad(set_to_none=True)  # model.nonfinite=skip: this minibatch never steps
+            return loss.detach()
         optimizer.step()
         self.num_updates += 1
-        self._update_metrics(out, rnd_loss)
+        self._loss_sums += stats
+        self._loss_count += 1
         return loss.detach()
 
     def _kl_exceeded(self, approx_kl: Tensor) -> bool:
         kl = self.trainer.strategy.reduce(approx_kl.detach(), reduce_op="mean")
         return bool(kl > self.target_kl)
 
-    def _update_metrics(self, out: PPOLossOutput, rnd_loss: Tensor | None) -> None:
-        terms = (out.policy_loss, out.value_loss, out.entropy, out.approx_kl, out.clip_fraction)
+    def _step_stats(self, out: PPOLossOutput, rnd_loss: Tensor | None, optimizer) -> Tensor:
+        """This minibatch's loss terms, total gradient norm and diagnostics, in ``loss_keys`` order."""
+        terms = (out.policy_loss, out.value_loss, out.entropy)
         if rnd_loss is not None:
             terms += (out.int_value_loss, rnd_loss)
-        self._loss_sums += torch.stack([t.detach().float() for t in terms])
-        self._loss_count += 1
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        terms += (torch.nn.utils.get_total_norm(grads), out.approx_kl, out.clip_fraction)
+        return torch.stack([t.detach().float() for t in terms])
+
+    def _step_is_finite(self, stats: Tensor, batch_idx: int) -> bool:
+        """Whether the loss terms and gradient norm are finite on every rank (one host sync).
+
+        Otherwise raise :class:`NonFiniteError` (``model.nonfinite=stop``), or warn once per rollout
+        and count the minibatch as skipped.
+        """
+        # A GradScaler's scaled gradients overflow now and then by design; it skips those steps itself.
+        scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
+        bad = ~torch.isfinite(stats[: self.num_loss_terms + (0 if scaled else 1)]).all()
+        if self.trainer.world_size > 1:  # every rank must take the same decision
+            bad = self.trainer.strategy.reduce(bad.float(), reduce_op="sum")
+        if not bad.item():
+            return True
+        *losses, grad_norm = stats[: self.num_loss_terms + 1].tolist()
+        keys = self.loss_keys[: self.num_loss_terms]
+        terms = [f"{key}={value}" for key, value in zip(keys, losses, strict=True) if not math.isfinite(value)]
+        if not terms and not math.isfinite(grad_norm):  # a non-finite loss has a non-finite gradient too
+            terms = [f"gradient norm={grad_norm}"]
+        terms = terms or ["loss on another process"]
+        where = f"{', '.join(terms)} at env step {int(self.env_steps)} (minibatch {batch_idx} of this rollout, "
+        where += f"after {int(self.num_updates)} updates)"
+        if self.nonfinite == "stop":
+            raise NonFiniteError(
+                f"non-finite {where}; the update was not applied and the last checkpoint is kept; "
+                f"{NONFINITE_ADVICE}, or set model.nonfinite=skip to skip such updates"
+            )
+        if self._skipped_updates == 0:
+            rank_zero_warn(f"skipped the update of non-finite {where}; further skips are in diag/skipped_updates")
+        self._skipped_updates += 1
+        return False
+
+    def _check_finite_state(self) -> None:
+        """Raise :class:`NonFiniteError` naming the first NaN or infinite floating tensor of the state
+        dict (parameters and statistics of the policy and RND), on every rank alike; one host sync."""
+        named = [(n, t) for n, t in self.state_dict(keep_vars=True).items() if t.is_floating_point()]
+        bad = (~torch.stack([torch.isfinite(t.detach()).all() for _, t in named])).float()
+        if self._trainer is not None and self.trainer.world_size > 1:  # RND's per-rank int_return may differ
+            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
+        indices = bad.nonzero().flatten().tolist()
+        if not indices:
+            return
+        name = named[indices[0]][0]
+        kind = "parameter" if name in dict(self.named_parameters()) else "buffer"
+        more = f" and {len(indices) - 1} more" if len(indices) > 1 else ""
+        raise NonFiniteError(
+            f"non-finite {kind} {name}{more} at env step {int(self.env_steps)} (after {int(self.num_updates)} "
+            f"updates); the last checkpoint is kept; {NONFINITE_ADVICE}"
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Callbacks' epoch-end hooks (checkpoints) run before the module's: never write a bad state.
+        self._check_finite_state()
 
     def _loss_means(self) -> dict[str, float]:
         """Mean of each loss term over this update's minibatches and all ranks; resets the sums."""
@@ -421,6 +499,7 @@ class PPO(L.LightningModule):
         self._update_end = time.perf_counter()
 
     def on_train_epoch_end(self) -> None:
+        self._check_finite_state()
         start_time, start_steps = self._epoch_start
         env_steps = int(self.env_steps)
         sps = (env_steps - start_steps) / max(self._update_end - start_time, 1e-9)
@@ -432,6 +511,10 @@ class PPO(L.LightningModule):
             "diag/clip_coef": self.current_clip_coef,
         }
         metrics.update(self._loss_means())
+        if self.nonfinite == "skip":
+            # The decision is reduced over ranks, so every rank skipped the same minibatches.
+            metrics["diag/skipped_updates"] = float(self._skipped_updates)
+            self._skipped_updates = 0
         metrics.update(self._rollout_metrics)
         if self.rooms_seen.any():
             metrics["rollout/rooms_total"] = float(self.rooms_seen.sum())
