@@ -13,9 +13,10 @@ from typing import NoReturn
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from lit_rl.algos.ppo import PPO
-from lit_rl.callbacks import EnvStepCheckpoint, Evaluation
+from lit_rl.callbacks import EnvStepCheckpoint, Evaluation, Preemption
 from lit_rl.data.datamodule import RolloutDataModule
-from lit_rl.errors import ConfigError
+from lit_rl.errors import ConfigError, NonFiniteError
+from lit_rl.resume import SPECIAL_CKPT_PATHS, check_writable, load_checkpoint, prepare_resume
 
 TRAINER_DEFAULTS = {
     "max_epochs": -1,  # one epoch is one rollout; PPO stops at model.total_env_steps
@@ -37,19 +38,65 @@ class _OneLineErrorParser(LightningArgumentParser):
 
 
 class LitRLCLI(LightningCLI):
-    """Adds the env-spec link and the always-on evaluation and checkpoint callbacks."""
+    """Adds the env-spec link, the always-on preemption, evaluation and checkpoint callbacks, and the
+    checks of a checkpoint to resume and of the log directory before anything runs."""
 
     def add_arguments_to_parser(self, parser) -> None:
         # Passed as a plain dict: checkpoints then hold no custom class and load with weights_only.
         parser.link_arguments("data.env_spec", "model.env_spec", compute_fn=dataclasses.asdict, apply_on="instantiate")
+        # Order matters: Preemption decides at the end of an update before the other two act on it.
+        parser.add_lightning_class_args(Preemption, "preemption")
         parser.add_lightning_class_args(Evaluation, "evaluation")
         parser.add_lightning_class_args(EnvStepCheckpoint, "checkpoint")
+
+    def before_instantiate_classes(self) -> None:
+        # The model is built after the datamodule's probe env (it needs the spaces): check the learning
+        # rate here so that bad input is reported before any env exists.
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        optimizer = config.get("model", {}).get("optimizer")
+        lr = optimizer.get("init_args", {}).get("lr") if hasattr(optimizer, "get") else None
+        if isinstance(lr, int | float) and not lr > 0:
+            raise ConfigError(f"model.optimizer.init_args.lr={float(lr)}; expected a positive learning rate")
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning would overwrite the config's model arguments with the checkpoint's here, silently
+        # (an extractor override or a longer --model.total_env_steps would be ignored). In lit_rl the
+        # config rules: the file is only checked now, and against the built model in before_fit.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in SPECIAL_CKPT_PATHS:
+            load_checkpoint(ckpt_path)
+
+    def _before_run(self) -> None:
+        """Check the log directory and the checkpoint to load (resolving ``last`` and SLURM's
+        ``hpc_ckpt``), and continue the checkpoint's run directory; raises :class:`ConfigError`."""
+        config = self.config_init[self.subcommand]
+        check_writable(self.trainer)
+        config["ckpt_path"] = prepare_resume(
+            self.trainer, self.model, self.datamodule, config.get("ckpt_path"), resume=self.subcommand == "fit"
+        )
+
+    def before_fit(self) -> None:
+        self._before_run()
+
+    def before_validate(self) -> None:
+        self._before_run()
+
+    def before_test(self) -> None:
+        self._before_run()
+
+    @property
+    def exit_code(self) -> int:
+        """``128 + signal`` if a preemption signal stopped the run, else 0."""
+        codes = [cb.exit_code for cb in self.trainer.callbacks if isinstance(cb, Preemption) and cb.exit_code]
+        return codes[0] if codes else 0
 
 
 def run(args: ArgsType = None) -> LitRLCLI:
     """Parse ``args`` (``sys.argv`` if ``None``), build everything and run the subcommand.
 
-    Bad input ends with one line on stderr and exit code 2 (``SystemExit``).
+    Bad input ends with one line on stderr and exit code 2, a non-finite loss or parameter with one
+    line and exit code 1 (``SystemExit``).
     """
     _quiet_known_warnings()
     try:
@@ -65,11 +112,16 @@ def run(args: ArgsType = None) -> LitRLCLI:
     except ConfigError as err:
         print(f"lit-rl: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except NonFiniteError as err:
+        print(f"lit-rl: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def main(args: ArgsType = None) -> None:
-    """Entry point of ``lit-rl`` and ``python -m lit_rl``."""
-    run(args)
+    """Entry point of ``lit-rl`` and ``python -m lit_rl``; exits ``128 + signal`` when preempted."""
+    cli = run(args)
+    if cli.trainer is not None and cli.exit_code:
+        raise SystemExit(cli.exit_code)
 
 
 def _quiet_known_warnings() -> None:

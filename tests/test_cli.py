@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,9 @@ import torch
 import yaml
 
 import lit_rl.data.datamodule as datamodule_mod
-from lit_rl.algos.ppo import PPO
+from lit_rl.algos.ppo import PPO, check_optimizer
 from lit_rl.cli import run
+from lit_rl.errors import ConfigError
 
 CONFIGS = sorted(str(p) for p in (Path(__file__).parents[1] / "configs").rglob("*.yaml") if "sweeps" not in p.parts)
 QUICKSTART = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
@@ -93,6 +95,13 @@ BAD_INPUTS = [
     (["--model.total_env_steps=-5"], "-5"),
     (["--data.num_envs=0"], "data.num_envs"),
     (["--data.bogus_key=3"], "--data.bogus_key"),
+    (["--model.optimizer.init_args.lr=0"], "model.optimizer.init_args.lr=0.0; expected a positive learning rate"),
+    (["--model.optimizer.init_args.lr=-0.001"], "model.optimizer.init_args.lr=-0.001; expected a positive"),
+    (["--evaluation.every_n_env_steps=-1"], "evaluation.every_n_env_steps"),
+    (["--checkpoint.every_n_env_steps=-5"], "checkpoint.every_n_env_steps"),
+    (["--data.num_steps=0"], "data.num_steps"),
+    (["--model.clip_coef=0"], "model.clip_coef"),
+    (["--model.nonfinite=ignore"], "model.nonfinite"),
 ]
 
 
@@ -181,3 +190,116 @@ def test_study_agent_builds_its_attention_module(agent: str) -> None:
     expected = "Identity" if agent == "NA" else agent
     assert type(extractor.attention).__name__ == expected
     assert sum(p.numel() for p in extractor.parameters()) == 676_144 + (0 if agent == "NA" else 816)
+
+
+# -- bad input that needs a checkpoint or the file system ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cartpole_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``last.ckpt`` of a 32-step CartPole run (MLP 64-64, 2 actions, observations (4,))."""
+    save_dir = tmp_path_factory.mktemp("ckpt_run")
+    cli = run(
+        [
+            "fit",
+            "--config",
+            QUICKSTART,
+            "--model.total_env_steps=32",
+            f"--trainer.logger.init_args.save_dir={save_dir}",
+            *TINY,
+        ]
+    )
+    return Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture
+def no_training_envs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the training envs are built (a probe env reads the spaces; nothing steps)."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the training envs were built before the bad input was reported")
+
+    monkeypatch.setattr(datamodule_mod, "RolloutCollector", forbidden)
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str], exit_info: pytest.ExceptionInfo) -> str:
+    assert exit_info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("lit-rl: error:")
+    return err[0]
+
+
+def _garbage(path: Path) -> Path:
+    path.write_bytes(b"PK\x03\x04 this is not a checkpoint" * 10)
+    return path
+
+
+@pytest.mark.usefixtures("no_training_envs")
+@pytest.mark.parametrize(
+    ("case", "args", "message"),
+    [
+        ("missing file", lambda ckpt, tmp: ["--ckpt_path", str(tmp / "nope.ckpt")], "nope.ckpt' does not exist"),
+        (
+            "corrupt file",
+            lambda ckpt, tmp: ["--ckpt_path", str(_garbage(tmp / "bad.ckpt"))],
+            "bad.ckpt' cannot be read",
+        ),
+        (
+            "other extractor",
+            lambda ckpt, tmp: ["--ckpt_path", str(ckpt), "--model.extractor.init_args.hidden_sizes=[32]"],
+            "has shape [64, 4] in the checkpoint and [32, 4] here",
+        ),
+        (
+            "other env",
+            lambda ckpt, tmp: ["--ckpt_path", str(ckpt), "--data.env_id=Acrobot-v1"],
+            "was trained on CartPole-v1, this run is configured for data.env_id=Acrobot-v1",
+        ),
+        ("best", lambda ckpt, tmp: ["--ckpt_path", "best"], "lit_rl keeps no 'best' checkpoint"),
+    ],
+    ids=lambda x: x if isinstance(x, str) and len(x) < 20 else "",
+)
+def test_bad_checkpoint_is_one_clear_line(case, args, message, cartpole_ckpt: Path, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fit", "--config", QUICKSTART, "--trainer.logger=false", *TINY, *args(cartpole_ckpt, tmp_path)])
+    line = _one_error_line(capsys, exit_info)
+    assert message in line, line
+
+
+@pytest.mark.usefixtures("no_training_envs")
+def test_checkpoint_of_another_action_space_is_one_clear_line(cartpole_ckpt: Path, capsys) -> None:
+    # validate may evaluate a checkpoint on another env, but not one with other actions (Acrobot has 3).
+    args = ["validate", "--config", QUICKSTART, "--trainer.logger=false", "--data.env_id=Acrobot-v1"]
+    with pytest.raises(SystemExit) as exit_info:
+        run([*args, "--ckpt_path", str(cartpole_ckpt)])
+    line = _one_error_line(capsys, exit_info)
+    assert "was trained for 2 actions, Acrobot-v1 has 3" in line, line
+
+
+@pytest.mark.usefixtures("no_training_envs")
+def test_unwritable_log_dir_is_one_clear_line(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fit", "--config", QUICKSTART, f"--trainer.logger.init_args.save_dir={blocker / 'runs'}"])
+    line = _one_error_line(capsys, exit_info)
+    assert f"cannot write to the directory '{blocker / 'runs'}'" in line and "save_dir" in line, line
+
+
+@pytest.mark.usefixtures("no_env_builds")
+def test_unknown_key_in_a_config_file_is_one_clear_line(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text(Path(QUICKSTART).read_text().replace("num_minibatches: 1", "num_minibatchs: 1"))
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fit", "--config", str(config), "--trainer.logger=false"])
+    line = _one_error_line(capsys, exit_info)
+    assert "num_minibatchs" in line, line
+
+
+def test_optimizer_arguments_are_checked_when_the_module_is_built() -> None:
+    """Library users (no CLI) get the same ConfigError from PPO itself."""
+    with pytest.raises(ConfigError, match=r"Invalid learning rate: -1\.0"):
+        check_optimizer(functools.partial(torch.optim.Adam, lr=-1.0))
+    with pytest.raises(ConfigError, match=r"lr=0\.0; expected a positive learning rate"):
+        check_optimizer(functools.partial(torch.optim.SGD, lr=0.0))
+    check_optimizer(functools.partial(torch.optim.Adam, lr=1e-4))  # a good one passes

@@ -51,6 +51,19 @@ def adam(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=2.5e-4, eps=1e-5)
 
 
+def check_optimizer(optimizer: OptimizerCallable) -> None:
+    """Build the optimiser once on a dummy parameter so a bad argument is a :class:`ConfigError` now,
+    before any env is built, and require a positive learning rate (torch accepts 0)."""
+    try:
+        probe = optimizer([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"model.optimizer: {err}") from None
+    for group in probe.param_groups:
+        lr = float(group["lr"])
+        if not lr > 0:
+            raise ConfigError(f"model.optimizer.init_args.lr={lr}; expected a positive learning rate")
+
+
 def explained_variance(values: Tensor, returns: Tensor) -> Tensor:
     """``1 - Var[returns - values] / Var[returns]`` (NaN when the returns do not vary)."""
     var = returns.var()
@@ -191,6 +204,7 @@ class PPO(L.LightningModule):
         self._ddp_params_and_buffers_to_ignore = ["intrinsic.int_return"]
         self.dropout_in_update = dropout_in_update
         self.nonfinite = nonfinite
+        check_optimizer(optimizer)
         self.optimizer_factory = optimizer
         self.total_env_steps = total_env_steps
         self.anneal_lr, self.anneal_clip = anneal_lr, anneal_clip
@@ -488,6 +502,11 @@ class PPO(L.LightningModule):
         )
 
     # -- logging against env steps --------------------------------------------------------------
+
+    def on_train_start(self) -> None:
+        if self.budget_reached:  # resumed from the checkpoint of a finished run: nothing left to do
+            rank_zero_info(f"The budget of {self.total_env_steps:,} env steps is already reached")
+            self.trainer.should_stop = True
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = (time.perf_counter(), int(self.env_steps))

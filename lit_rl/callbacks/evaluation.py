@@ -24,7 +24,10 @@ class Evaluation(L.Callback):
 
     The other ranks wait at a barrier. The episodes (``data.eval_episodes``, sampled or greedy
     actions: ``data.eval_greedy``) are run by the datamodule's :meth:`evaluate`. The history is
-    callback state, so a resumed run continues its ``evaluations.npz``.
+    callback state, so a resumed run continues its ``evaluations.npz`` (rows written after the
+    checkpoint by the interrupted run are replaced, none is repeated). A periodic evaluation that falls
+    on the update at which the run is preempted is left to the resumed run, which runs it first, with
+    the same parameters and episode seeds.
 
     Args:
         every_n_env_steps: Evaluation period in env steps (0: only the final evaluation).
@@ -43,11 +46,27 @@ class Evaluation(L.Callback):
         n = self.every_n_env_steps
         return n > 0 and env_steps // n > self._last_step // n
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A resumed run first runs the evaluation its checkpoint's update was due (left out on preemption).
+        env_steps = int(pl_module.env_steps)
+        if env_steps > self._last_step and (self._due(env_steps) or pl_module.budget_reached):
+            self._evaluate(trainer, pl_module, env_steps, pl_module.budget_reached)
+        elif self.timesteps and self.npz_name is not None:
+            # Drop rows the interrupted run wrote after its checkpoint (trainer.log_dir: a collective).
+            npz_path = Path(trainer.log_dir or ".") / self.npz_name
+            if trainer.is_global_zero:
+                self.write_npz(npz_path)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         env_steps = int(pl_module.env_steps)
         final = pl_module.budget_reached
         if not (self._due(env_steps) or final) or trainer.sanity_checking or env_steps == self._last_step:
             return
+        if not final and any(getattr(cb, "stopping", False) for cb in trainer.callbacks):
+            return  # preempted: the checkpoint is written now, the resumed run evaluates first
+        self._evaluate(trainer, pl_module, env_steps, final)
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, env_steps: int, final: bool) -> None:
         self._last_step = env_steps
         # trainer.log_dir is a collective under DDP: every rank asks for it, outside the rank-0 branch.
         npz_path = Path(trainer.log_dir or ".") / self.npz_name if self.npz_name is not None else None

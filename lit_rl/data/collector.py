@@ -76,10 +76,16 @@ class RolloutCollector:
         self._episode_starts[T] = True  # row T: flags of the next rollout's first observation
         # A recurrent policy's memory, carried from step to step and across rollouts.
         self._memory: torch.Tensor | None = None
-        obs, _ = env.reset(seed=seed)
-        env.action_space.seed(seed)  # the random-policy warm-up draws from it
-        self._obs[T].copy_(torch.from_numpy(np.asarray(obs)))
         self.total_steps = 0
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        """Start fresh episodes in every env (env ``i`` seeded with ``seed + i``) and forget the memory."""
+        obs, _ = self.env.reset(seed=seed)
+        self.env.action_space.seed(seed)  # the random-policy warm-up draws from it
+        self._obs[self.num_steps].copy_(torch.from_numpy(np.asarray(obs)))
+        self._episode_starts[self.num_steps] = True
+        self._memory = None
 
     @torch.inference_mode()
     def collect(self, policy: ActorCritic) -> tuple[Rollout, EpisodeStats]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import lightning as L
+import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 from jsonargparse.typing import NonNegativeInt, PositiveInt
@@ -43,7 +44,9 @@ class RolloutDataModule(L.LightningDataModule):
         num_minibatches: Minibatches per update epoch; must divide ``batch_size``.
         update_epochs: Passes over each rollout.
         seed: Base env seed; rank ``r``'s env ``i`` gets ``seed + r * num_envs + i``. ``None``: the
-            run's seed (``seed_everything``), so one override seeds networks and envs alike.
+            run's seed (``seed_everything``), so one override seeds networks and envs alike. A run
+            resumed at ``s > 0`` env steps starts fresh episodes seeded from ``(seed, s)`` instead
+            (:meth:`env_seed`), so a resume never replays the episodes of the run's start.
         backend: Env backend, see :func:`lit_rl.envs.factory.make_vector_env`.
         vectorization: ``sync`` or ``async`` for the gymnasium backend.
         atari: The Atari protocol (ignored for non-Atari ids); ``None`` uses the defaults.
@@ -114,8 +117,23 @@ class RolloutDataModule(L.LightningDataModule):
 
     @property
     def seed(self) -> int:
-        """The env seed: ``data.seed``, or the run's seed (``torch.initial_seed()`` after ``seed_everything``)."""
-        return self._seed if self._seed is not None else torch.initial_seed() % 2**31
+        """The env seed: ``data.seed``, or the run's seed (``torch.initial_seed()`` after ``seed_everything``,
+        read once)."""
+        if self._seed is None:
+            self._seed = torch.initial_seed() % 2**31
+        return self._seed
+
+    def env_seed(self, rank: int = 0, env_steps: int = 0) -> int:
+        """Seed of the first reset of rank ``rank``'s training envs (env ``i`` adds ``i``).
+
+        ``seed + rank * num_envs`` at the start of a run; after ``env_steps > 0`` (a resume), a seed
+        drawn from ``(seed, env_steps)``, so the same checkpoint always resumes with the same episodes.
+        """
+        if env_steps == 0:
+            base = self.seed
+        else:
+            base = int(np.random.SeedSequence([self.seed, env_steps]).generate_state(1)[0]) % 2**30
+        return base + rank * self.num_envs
 
     @property
     def game(self) -> str:
@@ -158,7 +176,7 @@ class RolloutDataModule(L.LightningDataModule):
             if module is not None:
                 self.check_sequence_minibatches(module.policy.seq_len)
             rank = self.trainer.global_rank if self.trainer is not None else 0
-            seed = self.seed + rank * self.num_envs
+            seed = self.env_seed(rank)  # a resume reseeds once the checkpoint's env steps are known
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
             # An intrinsic-reward module says what it needs to see of each next observation.
             view = getattr(module, "next_obs_view", None)
@@ -262,6 +280,10 @@ class _RolloutDataset(IterableDataset):
     def __iter__(self) -> Iterator[Rollout]:
         module: PPO = self.dm.trainer.lightning_module
         collector = self.dm.collector
+        env_steps = int(module.env_steps)
+        if collector.total_steps == 0 and env_steps > 0:
+            # Resumed from a checkpoint (restored after setup built the envs): fresh episodes seeded by the step.
+            collector.reset(self.dm.env_seed(self.dm.trainer.global_rank, env_steps))
         while module.warmup_pending:  # RND's observation statistics: random-policy rollouts first
             module.warm_up(collector.random_rollout())
         policy = module.policy

@@ -7,7 +7,9 @@ Every env it returns follows the contract of :mod:`lit_rl.envs.episode_stats`: g
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+import signal
 from collections.abc import Callable
 from typing import Literal
 
@@ -106,8 +108,18 @@ def make_vector_env(
             return make_ale_vector_env(game, num_envs, options)
         env_fns = [lambda: make_atari_env(env_id, options) for _ in range(num_envs)]
     if vectorization == "async":
+        env_fns = [functools.partial(_in_worker, fn) for fn in env_fns]
         return gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     return gym.vector.SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def _in_worker(make_env: Callable[[], gym.Env]) -> gym.Env:
+    """Build an env in an async worker that ignores preemption signals: a scheduler signals every
+    process of a job, and the trainer, not its env workers, decides when to stop (they exit with it)."""
+    for name in ("SIGTERM", "SIGUSR1", "SIGINT"):
+        if hasattr(signal, name):  # SIGUSR1 does not exist on Windows
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    return make_env()
 
 
 def _make_classic_env(env_id: str, obs_stack: int) -> gym.Env:

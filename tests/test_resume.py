@@ -1,0 +1,148 @@
+"""Exact resume: k iterations + checkpoint + resume to 2k equals an uninterrupted 2k-iteration run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from lit_rl.cli import run
+
+QUICKSTART = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
+EPISODE = 8  # steps per episode = steps per rollout, so every rollout starts with fresh episodes
+
+
+class AlignedEnv(gym.Env):
+    """Episodes of exactly ``EPISODE`` steps whose observations and rewards depend only on the step and
+    the actions, never on an RNG: a resumed run's fresh envs continue exactly where the envs of an
+    uninterrupted run are at a rollout boundary."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.last = 0, 0
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = float(action == (self.t // 2) % 2)  # a pattern the policy can learn
+        self.t, self.last = self.t + 1, int(action)
+        return self._obs(), reward, self.t == EPISODE, False, {}
+
+    def _obs(self) -> np.ndarray:
+        phase = self.t / EPISODE
+        return np.array([phase, (self.t // 2) % 2, self.last, 1.0 - phase], dtype=np.float32)
+
+
+gym.register("lit_rl_test/Aligned-v0", entry_point=AlignedEnv)
+
+ROLLOUT = 4 * EPISODE  # 4 envs x 8 steps
+ARGS = [
+    "fit",
+    "--config",
+    QUICKSTART,
+    "--data.env_id=lit_rl_test/Aligned-v0",
+    "--data.num_envs=4",
+    f"--data.num_steps={EPISODE}",
+    "--data.num_minibatches=2",
+    "--data.update_epochs=3",
+    "--data.eval_episodes=2",
+    f"--model.total_env_steps={8 * ROLLOUT}",
+    "--model.ent_coef=0.01",  # the entropy term and its gradient are part of what must match
+    f"--evaluation.every_n_env_steps={3 * ROLLOUT}",  # evaluations at 3 and 6 rollouts, and the final one
+    f"--checkpoint.every_n_env_steps={4 * ROLLOUT}",
+    "--seed_everything=7",
+    "--trainer.enable_progress_bar=false",
+]
+
+
+def _fit(save_dir: Path, *extra: str):
+    return run([*ARGS, f"--trainer.logger.init_args.save_dir={save_dir}", *extra])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory):
+    return _fit(tmp_path_factory.mktemp("uninterrupted"))
+
+
+def test_resume_at_k_of_2k_iterations_equals_the_uninterrupted_run(uninterrupted, tmp_path: Path) -> None:
+    first = _fit(tmp_path, "--trainer.max_epochs=4")  # stops after 4 rollouts, at the periodic checkpoint
+    log_dir = Path(first.trainer.log_dir)
+    ckpt = log_dir / "checkpoints" / "last.ckpt"
+    assert int(torch.load(ckpt, weights_only=True)["state_dict"]["env_steps"]) == 4 * ROLLOUT
+    # What the interrupted run logged after its checkpoint must not survive the resume: fake a stale row.
+    stale = dict(np.load(log_dir / "evaluations.npz"))
+    np.savez(log_dir / "evaluations.npz", **{k: np.concatenate([v, v[-1:]]) for k, v in stale.items()})
+
+    resumed = _fit(tmp_path, f"--ckpt_path={ckpt}")
+    assert Path(resumed.trainer.log_dir) == log_dir  # the same run directory goes on
+
+    full, res = uninterrupted.model, resumed.model
+    assert int(res.env_steps) == int(full.env_steps) == 8 * ROLLOUT
+    assert int(res.num_updates) == int(full.num_updates) == 8 * 3 * 2
+    lr_full = full.optimizers().optimizer.param_groups[0]["lr"]
+    assert res.optimizers().optimizer.param_groups[0]["lr"] == lr_full
+    assert res.current_clip_coef == full.current_clip_coef
+    for (name, a), b in zip(full.state_dict().items(), res.state_dict().values(), strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)  # CPU: bit for bit
+    opt_full = full.optimizers().optimizer.state_dict()["state"]
+    opt_res = res.optimizers().optimizer.state_dict()["state"]
+    for index, state in opt_full.items():
+        for key, value in state.items():
+            torch.testing.assert_close(opt_res[index][key], value, rtol=0, atol=0, msg=f"{index}.{key}")
+
+    evaluations = np.load(log_dir / "evaluations.npz")
+    expected = np.load(Path(uninterrupted.trainer.log_dir) / "evaluations.npz")
+    assert (
+        evaluations["timesteps"].tolist() == expected["timesteps"].tolist() == [3 * ROLLOUT, 6 * ROLLOUT, 8 * ROLLOUT]
+    )
+    np.testing.assert_array_equal(evaluations["results"], expected["results"])
+    np.testing.assert_array_equal(evaluations["ep_lengths"], expected["ep_lengths"])
+
+    periodic = sorted(p.name for p in (log_dir / "checkpoints").glob("*_steps.ckpt"))
+    assert periodic == [f"Aligned_quickstart_7_model_checkpoint_{s}_steps.ckpt" for s in (4 * ROLLOUT, 8 * ROLLOUT)]
+
+
+def test_without_the_rng_states_the_resumed_run_differs(uninterrupted, tmp_path: Path) -> None:
+    """The previous test can fail: drop the RNG states from the checkpoint and the runs part ways."""
+    first = _fit(tmp_path, "--trainer.max_epochs=4")
+    ckpt = Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["callbacks"]["EnvStepCheckpoint"]["rng_states"] = []
+    torch.save(checkpoint, ckpt)
+    torch.manual_seed(123)  # a state the uninterrupted run never had
+    resumed = _fit(tmp_path, f"--ckpt_path={ckpt}")
+    params = [(a, b) for a, b in zip(uninterrupted.model.parameters(), resumed.model.parameters(), strict=True)]
+    assert any(not torch.equal(a, b) for a, b in params)
+
+
+def test_ckpt_path_last_resumes_the_newest_run_and_starts_fresh_without_one(tmp_path: Path) -> None:
+    """A job script can always pass ``--ckpt_path last``: first start, resume, and a no-op once finished."""
+    fresh = _fit(tmp_path, "--ckpt_path=last", "--trainer.max_epochs=4")  # nothing to resume yet
+    assert Path(fresh.trainer.log_dir).name == "version_0"
+    resumed = _fit(tmp_path, "--ckpt_path=last")
+    assert Path(resumed.trainer.log_dir).name == "version_0"
+    assert int(resumed.model.env_steps) == 8 * ROLLOUT
+    npz = Path(resumed.trainer.log_dir) / "evaluations.npz"
+    rows = np.load(npz)["timesteps"].tolist()
+    again = _fit(tmp_path, "--ckpt_path=last")  # the budget is reached: no rollout, no evaluation
+    assert int(again.model.env_steps) == 8 * ROLLOUT and int(again.model.num_updates) == 8 * 3 * 2
+    assert np.load(npz)["timesteps"].tolist() == rows == [3 * ROLLOUT, 6 * ROLLOUT, 8 * ROLLOUT]
+
+
+def _cartpole(save_dir: Path, seed: int):
+    args = ["fit", "--config", QUICKSTART, "--data.num_envs=4", "--data.num_steps=16", "--data.num_minibatches=2"]
+    args += ["--data.update_epochs=2", "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false"]
+    return run([*args, f"--seed_everything={seed}", f"--trainer.logger.init_args.save_dir={save_dir}"])
+
+
+def test_same_seed_and_config_give_the_same_updates_bit_for_bit_on_cpu(tmp_path: Path) -> None:
+    a, b, other = (_cartpole(tmp_path / name, seed) for name, seed in (("a", 3), ("b", 3), ("c", 4)))
+    assert int(a.model.num_updates) == int(b.model.num_updates) == 3 * 2 * 2
+    for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+    assert not all(torch.equal(x, y) for x, y in zip(a.model.parameters(), other.model.parameters(), strict=True))
