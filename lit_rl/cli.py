@@ -6,6 +6,9 @@ Pattern of ``microsoft/torchgeo:torchgeo/main.py``: ``main(args)`` so tests pass
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
+import re
 import sys
 import warnings
 from typing import NoReturn
@@ -25,6 +28,48 @@ TRAINER_DEFAULTS = {
 }
 
 
+#: Class paths offered when a class path does not import.
+KNOWN_CLASSES = {
+    "model.extractor": [
+        f"lit_rl.models.extractors.{path}"
+        for path in (
+            "mlp.MLP",
+            "nature_cnn.NatureCNN",
+            "small_cnn.SmallCNN",
+            "lstm.LSTM",
+            "gtrxl.GTrXL",
+            "vit.ViTExtractor",
+        )
+    ],
+    "model.optimizer": ["torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.RMSprop"],
+}
+_UNIMPORTABLE = re.compile(
+    r'Parser key "(?P<key>[^"]+)": Expected a path but (?P<value>\S+) either not accessible or invalid'
+    r".*?(?:callable class: (?P<reason>.*?)\. Got value|Expected a dot import path string)"
+)
+
+
+def unimportable_class_message(detail: str) -> str | None:
+    """A short line for jsonargparse's long "not accessible or invalid" error, with close class paths."""
+    match = _UNIMPORTABLE.search(detail)
+    if match is None:
+        return None
+    key, value = match["key"], match["value"]
+    candidates = list(KNOWN_CLASSES.get(key, []))
+    module_path = value.rpartition(".")[0]
+    while module_path and not candidates:  # the names beside the deepest part of the path that imports
+        try:
+            module = importlib.import_module(module_path)
+        except ImportError:
+            module_path = module_path.rpartition(".")[0]
+            continue
+        candidates = [f"{module_path}.{name}" for name in dir(module) if name[:1].isupper()]
+    close = difflib.get_close_matches(value, candidates, n=3, cutoff=0.6) or candidates[:6]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    reason = match["reason"] or "not a dotted path such as package.module.Class"
+    return f"{key}={value} cannot be imported ({reason}){hint}"
+
+
 class _OneLineErrorParser(LightningArgumentParser):
     """Reports a parse error as one line instead of a page of usage."""
 
@@ -32,6 +77,7 @@ class _OneLineErrorParser(LightningArgumentParser):
         if not self.exit_on_error:
             super().error(message, ex)
         detail = " ".join(part.strip(" -") for part in str(message).splitlines() if part.strip())
+        detail = unimportable_class_message(detail) or detail
         prog = self.prog.replace(" [options]", "")
         sys.stderr.write(f"lit-rl: error: {detail} (see: {prog} --help)\n")
         self.exit(2)

@@ -79,3 +79,35 @@ def test_two_rank_rnd_statistics_count_the_frames_of_both_ranks(tmp_path: Path) 
     assert state["intrinsic.obs_rms.count"].item() == pytest.approx(2 * 4 * per_rank_rollout + 1e-4)
     assert state["intrinsic.return_rms.count"].item() == pytest.approx(2 * 2 * per_rank_rollout + 1e-4)
     assert int(state["env_steps"]) == 1024
+
+
+def test_two_rank_ddp_preemption_stops_both_ranks_and_resumes(tmp_path: Path) -> None:
+    """SIGTERM to the launching process (rank 0): both ranks stop after the same update, the checkpoint
+    holds both ranks' RNG states, and ``--ckpt_path last`` finishes the run in the same directory."""
+    import signal
+    import time
+
+    args = ["--model.total_env_steps=4096", "--evaluation.every_n_env_steps=0", "--checkpoint.every_n_env_steps=512"]
+    cmd = [sys.executable, "-m", "lit_rl", "fit", "--config", QUICKSTART, "--trainer.strategy=ddp"]
+    cmd += ["--trainer.devices=2", "--trainer.accelerator=cpu", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    cmd += ["--trainer.enable_progress_bar=false", "--data.eval_episodes=2", *args]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not list(tmp_path.rglob("*_512_steps.ckpt")):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "no checkpoint within 180 s"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    (last,) = tmp_path.rglob("last.ckpt")
+    checkpoint = torch.load(last, weights_only=True)
+    stopped_at = int(checkpoint["state_dict"]["env_steps"])
+    assert 512 <= stopped_at < 4096 and stopped_at % 512 == 0
+    rng = checkpoint["callbacks"]["EnvStepCheckpoint"]["rng_states"]
+    assert len(rng) == 2  # one per rank, each restored on its own rank
+
+    resumed = fit_two_ranks(tmp_path, *args, "--ckpt_path=last")
+    assert f"Resuming at {stopped_at:,} env steps" in resumed.stdout + resumed.stderr
+    assert int(torch.load(last, weights_only=True)["state_dict"]["env_steps"]) == 4096
+    assert len(list(tmp_path.rglob("last.ckpt"))) == 1  # the same run directory

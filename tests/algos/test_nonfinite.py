@@ -243,8 +243,13 @@ def test_non_finite_state_at_the_end_of_an_update_stops_the_run(
     """In both modes. A checkpoint due at this update (callbacks run before the module's epoch end)
     is not written."""
     env_steps = 10_000_000 if checkpointed else 4096  # the budget: last.ckpt is due
-    model = make_model(small_spec, rnd=rnd, env_steps=env_steps, nonfinite=nonfinite)
-    corrupt = Snapshots({1: lambda module: module.state_dict(keep_vars=True)[name].data.fill_(NAN)})
+
+    def corrupt_at_the_last_minibatch(module: PPO) -> None:
+        module.state_dict(keep_vars=True)[name].data.fill_(NAN)
+        module.env_steps.fill_(env_steps)  # reached during this update (a run never starts at its budget)
+
+    model = make_model(small_spec, rnd=rnd, nonfinite=nonfinite)
+    corrupt = Snapshots({1: corrupt_at_the_last_minibatch})
     checkpoint = EnvStepCheckpoint(dirpath=str(tmp_path), every_n_env_steps=0, save_last=True)
     message = rf"^non-finite {kind} {name} at env step {env_steps} \(after 2 updates\); the last checkpoint is kept; "
     with pytest.raises(NonFiniteError, match=message):
