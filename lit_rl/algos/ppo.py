@@ -448,7 +448,7 @@ class PPO(L.LightningModule):
         self._skipped_updates += 1
         return False
 
-    def _check_finite_state(self) -> None:
+    def check_finite_state(self) -> None:
         """Raise :class:`NonFiniteError` naming the first NaN or infinite floating tensor of the state
         dict (parameters and statistics of the policy and RND), on every rank alike; one host sync."""
         named = [(n, t) for n, t in self.state_dict(keep_vars=True).items() if t.is_floating_point()]
@@ -468,7 +468,7 @@ class PPO(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Callbacks' epoch-end hooks (checkpoints) run before the module's: never write a bad state.
-        self._check_finite_state()
+        self.check_finite_state()
 
     def _loss_means(self) -> dict[str, float]:
         """Mean of each loss term over this update's minibatches and all ranks; resets the sums."""
@@ -518,7 +518,7 @@ class PPO(L.LightningModule):
         self._update_end = time.perf_counter()
 
     def on_train_epoch_end(self) -> None:
-        self._check_finite_state()
+        self.check_finite_state()
         start_time, start_steps = self._epoch_start
         env_steps = int(self.env_steps)
         sps = (env_steps - start_steps) / max(self._update_end - start_time, 1e-9)

@@ -67,6 +67,10 @@ class Evaluation(L.Callback):
         self._evaluate(trainer, pl_module, env_steps, final)
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, env_steps: int, final: bool) -> None:
+        # Callbacks run before the module's epoch end: a NaN policy is reported by name, not by the sampler.
+        check = getattr(pl_module, "check_finite_state", None)
+        if check is not None:
+            check()  # every rank: a collective under DDP
         self._last_step = env_steps
         # trainer.log_dir is a collective under DDP: every rank asks for it, outside the rank-0 branch.
         npz_path = Path(trainer.log_dir or ".") / self.npz_name if self.npz_name is not None else None

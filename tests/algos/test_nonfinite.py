@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from lit_rl.algos.ppo import PPO
 from lit_rl.callbacks.checkpoint import EnvStepCheckpoint
+from lit_rl.callbacks.evaluation import Evaluation
 from lit_rl.cli import run
 from lit_rl.data.rollout import Rollout
 from lit_rl.errors import ConfigError, NonFiniteError
@@ -307,3 +308,18 @@ def test_nan_reward_stops_the_run_and_keeps_the_last_good_checkpoint(
         model = PPO.load_from_checkpoint(path, weights_only=True)
         assert int(model.env_steps) == 16
         assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+
+
+def test_evaluation_of_a_non_finite_policy_names_the_parameter(small_spec: EnvSpec) -> None:
+    """The evaluation callback runs before the module's epoch end: it reports a NaN policy by name too,
+    instead of failing inside the action sampler (or, here, on the missing datamodule)."""
+    model = make_model(small_spec)
+    evaluation = Evaluation(every_n_env_steps=1000)
+    evaluation.load_state_dict({"last_step": 4096, "timesteps": [], "results": [], "ep_lengths": []})
+
+    def corrupt(module: PPO) -> None:
+        module.policy.critic_head.bias.data.fill_(NAN)
+        module.env_steps.fill_(5000)  # an evaluation is due at the end of this update
+
+    with pytest.raises(NonFiniteError, match=r"^non-finite parameter policy\.critic_head\.bias at env step 5000"):
+        fit(model, [make_batch(), make_batch()], Snapshots({1: corrupt}), evaluation)
