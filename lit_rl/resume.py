@@ -56,23 +56,28 @@ def prepare_resume(
 ) -> str | None:
     """Resolve ``ckpt_path``, check the file against ``model`` and continue its run directory.
 
-    ``last``: the newest ``last.ckpt`` of this logger's runs (``None`` if there is none yet, so a job
-    script can always pass it). ``hpc`` (and, under SLURM, no path, as Lightning does): the newest
-    ``hpc_ckpt_<n>.ckpt`` in ``default_root_dir``. ``resume`` (``fit``): also require the same env id and
-    continue the checkpoint's log directory. Returns the path for ``trainer.fit`` / ``validate`` / ``test``.
+    ``last``: the newest ``last.ckpt`` (or ``hpc_ckpt``) of this run — same env id and seed — in the
+    logger's run directory (every version of the logger's name if no version is set); ``None`` if there
+    is none yet, so a job script can always pass it. ``hpc``: the newest ``hpc_ckpt_<n>.ckpt`` in
+    ``default_root_dir``. No path under SLURM (a requeued job): the newer of that ``hpc_ckpt`` and the
+    ``last.ckpt`` of a run directory fixed by a logger version or ``--checkpoint.dirpath``. ``resume``
+    (``fit``): also require the same env id and continue the checkpoint's log directory. Returns the path
+    for ``trainer.fit`` / ``validate`` / ``test``.
     """
     if ckpt_path == "best":
         raise ConfigError("ckpt_path='best': lit_rl keeps no 'best' checkpoint; pass a checkpoint file or 'last'")
     if ckpt_path == "last":
-        ckpt_path = find_last_checkpoint(trainer)
+        ckpt_path = find_last_checkpoint(trainer, datamodule)
         if ckpt_path is None:
             rank_zero_info("ckpt_path=last: no checkpoint of this run yet, starting from scratch")
             return None
-    elif ckpt_path == "hpc" or (ckpt_path is None and resume and SLURMEnvironment.detect()):
-        hpc = newest_hpc_checkpoint(trainer.default_root_dir)
-        if hpc is None and ckpt_path == "hpc":
+    elif ckpt_path == "hpc":
+        ckpt_path = newest_hpc_checkpoint(trainer.default_root_dir)
+        if ckpt_path is None:
             raise ConfigError(f"ckpt_path='hpc': no hpc_ckpt_<n>.ckpt in '{trainer.default_root_dir}'")
-        ckpt_path = hpc
+    elif ckpt_path is None and resume and SLURMEnvironment.detect():
+        # Lightning would take the hpc_ckpt even when a later last.ckpt exists (a crash after a requeue).
+        ckpt_path = find_last_checkpoint(trainer, datamodule, fixed_dir_only=True)
     if ckpt_path is None:
         return None
     checkpoint = load_checkpoint(ckpt_path)
@@ -147,28 +152,43 @@ def _describe(extractor: Any) -> str:
     return f"{str(extractor.get('class_path', '?')).rsplit('.', 1)[-1]}({args})"
 
 
-def find_last_checkpoint(trainer: L.Trainer) -> Path | None:
-    """The newest ``last.ckpt`` of this run: in ``--checkpoint.dirpath``, else in the logger's version
-    directory (every version of the logger's name if no version is set), or an ``hpc_ckpt``."""
+def find_last_checkpoint(trainer: L.Trainer, datamodule: Any, *, fixed_dir_only: bool = False) -> Path | None:
+    """The newest ``last.ckpt`` or ``hpc_ckpt`` of this run (same env id and seed as ``datamodule``).
+
+    Looked for in ``--checkpoint.dirpath``, else in the logger's run directory, or in every version of
+    the logger's name when no version is set (not with ``fixed_dir_only``), and in ``default_root_dir``.
+    """
     candidates: list[Path] = []
     dirpaths = [cb.dirpath for cb in trainer.callbacks if isinstance(cb, EnvStepCheckpoint) and cb.dirpath]
     logger = trainer.logger
     if dirpaths:
         candidates += [Path(d) / "last.ckpt" for d in dirpaths]
-    elif isinstance(logger, TensorBoardLogger):
-        root = Path(logger.root_dir)
-        version = logger._version  # None until the logger picks the next free version
+    elif logger is not None and hasattr(logger, "root_dir") and hasattr(logger, "_version"):
+        # TensorBoardLogger, CSVLogger: <save_dir>/<name>/<version>; the version is None until chosen.
+        root, version = Path(logger.root_dir), logger._version
         if version is not None:
             name = version if isinstance(version, str) else f"version_{version}"
-            candidates.append(root / name / "checkpoints" / "last.ckpt")
-        else:
+            candidates.append(root / name / (getattr(logger, "sub_dir", None) or "") / "checkpoints" / "last.ckpt")
+        elif not fixed_dir_only:
             candidates += root.glob("*/checkpoints/last.ckpt")
-    else:
-        candidates.append(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
+    elif logger is not None:
+        candidates.append(Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints" / "last.ckpt")
     hpc = newest_hpc_checkpoint(trainer.default_root_dir)
     candidates += [hpc] if hpc is not None else []
-    existing = [p for p in candidates if p.is_file()]
-    return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
+    mine = [p for p in candidates if p.is_file() and _same_run(p, datamodule)]
+    return max(mine, key=lambda p: p.stat().st_mtime) if mine else None
+
+
+def _same_run(path: Path, datamodule: Any) -> bool:
+    """Whether the checkpoint at ``path`` was trained on ``datamodule``'s env id with its seed (an
+    unreadable file counts as this run's, so that it is reported rather than skipped)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return True
+    env_id = (checkpoint.get("datamodule_hyper_parameters") or {}).get("env_id")
+    seeds = [s.get("seed") for s in checkpoint.get("callbacks", {}).values() if "seed" in s]
+    return env_id in (None, datamodule.env_id) and (not seeds or seeds[0] in (None, datamodule.seed))
 
 
 def newest_hpc_checkpoint(directory: str | os.PathLike) -> Path | None:
@@ -186,15 +206,18 @@ def continue_run_directory(trainer: L.Trainer, checkpoint: dict[str, Any]) -> No
     interrupted run logged after the checkpoint (``SummaryWriter(purge_step=...)``)."""
     logger = trainer.logger
     log_dir = next((s["log_dir"] for s in checkpoint.get("callbacks", {}).values() if s.get("log_dir")), None)
-    if not isinstance(logger, TensorBoardLogger) or log_dir is None or logger._version is not None:
+    env_steps = int(checkpoint["state_dict"].get("env_steps", 0))
+    if not isinstance(logger, TensorBoardLogger) or log_dir is None or not Path(log_dir).is_dir():
+        rank_zero_info(f"Resuming at {env_steps:,} env steps")
         return
     log_dir = Path(log_dir)
-    if not log_dir.is_dir() or log_dir.parent.resolve() != Path(logger.root_dir).resolve():
-        return  # another save_dir or logger name: the user asked for a new place
-    match = re.fullmatch(r"version_(\d+)", log_dir.name)
-    # TensorBoardLogger has no setter for these: both are read when its log_dir/experiment is first used.
-    logger._version = int(match.group(1)) if match else log_dir.name
-    env_steps = int(checkpoint["state_dict"].get("env_steps", 0))
-    if logger._experiment is None:
+    if logger._version is None:
+        if log_dir.parent.resolve() != Path(logger.root_dir).resolve() or logger.sub_dir:
+            rank_zero_info(f"Resuming at {env_steps:,} env steps")
+            return  # another save_dir or logger name: the user asked for a new place
+        match = re.fullmatch(r"version_(\d+)", log_dir.name)
+        # TensorBoardLogger has no setter for these: both are read when its log_dir/experiment is first used.
+        logger._version = int(match.group(1)) if match else log_dir.name
+    if Path(logger.log_dir).resolve() == log_dir.resolve() and logger._experiment is None:
         logger._kwargs.setdefault("purge_step", env_steps + 1)
-    rank_zero_info(f"Resuming at {env_steps:,} env steps in {log_dir}")
+    rank_zero_info(f"Resuming at {env_steps:,} env steps in {logger.log_dir}")

@@ -162,3 +162,32 @@ def test_slurm_preemption_requeues_and_the_requeued_job_resumes_on_its_own(tmp_p
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     assert f"Resuming at {stopped_at:,} env steps" in requeued.stdout + requeued.stderr
     assert _env_steps(tmp_path / RUN_DIR / "checkpoints" / "last.ckpt") == 6144
+
+
+CRASH_WITH_ASYNC_ENVS = """
+import sys
+from lit_rl.algos.ppo import PPO
+from lit_rl.cli import main
+
+process_rollout, calls = PPO.process_rollout, []
+
+def crash_on_the_second(self, rollout):
+    calls.append(1)
+    if len(calls) == 2:
+        raise RuntimeError("boom in the second update")
+    return process_rollout(self, rollout)
+
+PPO.process_rollout = crash_on_the_second
+main(sys.argv[1:])
+"""
+
+
+def test_a_crash_with_async_env_workers_ends_the_process(tmp_path: Path) -> None:
+    """Async workers ignore preemption signals; a crash must still close them, or exit waits forever."""
+    proc = _start(tmp_path, "--data.vectorization=async", "--data.num_envs=2", code=CRASH_WITH_ASYNC_ENVS)
+    try:
+        _, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the process did not exit within 90 s of the crash (async env workers left running)")
+    assert proc.returncode == 1 and "boom in the second update" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import gymnasium as gym
@@ -146,3 +147,29 @@ def test_same_seed_and_config_give_the_same_updates_bit_for_bit_on_cpu(tmp_path:
     for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
     assert not all(torch.equal(x, y) for x, y in zip(a.model.parameters(), other.model.parameters(), strict=True))
+
+
+def test_ckpt_path_last_never_resumes_a_run_of_another_seed(tmp_path: Path) -> None:
+    _fit(tmp_path, "--trainer.max_epochs=2")
+    other = _fit(tmp_path, "--ckpt_path=last", "--trainer.max_epochs=1", "--seed_everything=8")
+    assert Path(other.trainer.log_dir).name == "version_1" and int(other.model.env_steps) == ROLLOUT
+
+
+def test_a_fit_leaves_the_signal_handlers_as_it_found_them(tmp_path: Path) -> None:
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    _fit(tmp_path, "--trainer.max_epochs=1")
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_an_evaluation_depends_on_its_index_only_and_leaves_the_training_rng_alone(tmp_path: Path) -> None:
+    """So an evaluation that a preempted run leaves to the resumed one samples the same actions there."""
+    cli = _cartpole(tmp_path, 3)
+    dm, policy = cli.datamodule, cli.model.policy
+    state = torch.get_rng_state()
+    first = dm.evaluate(policy, index=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(99)  # another training RNG state: the same evaluation
+    again = dm.evaluate(policy, index=2)
+    np.testing.assert_array_equal(first.returns, again.returns)
+    np.testing.assert_array_equal(first.lengths, again.lengths)
+    assert not np.array_equal(dm.evaluate(policy, index=3).lengths, first.lengths)

@@ -29,7 +29,8 @@ def rng_states() -> dict[str, Any]:
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        # The current device's only: a resume may see another number of GPUs per process.
+        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_initialized() else [],
         "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
         "python": [version, list(internal), gauss_next],
     }
@@ -39,7 +40,7 @@ def set_rng_states(states: dict[str, Any]) -> None:
     """Restore what :func:`rng_states` returned."""
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state(states["cuda"][0])
     name, keys, pos, has_gauss, gauss = states["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = states["python"]
@@ -124,7 +125,8 @@ class EnvStepCheckpoint(L.Callback):
         return self.filename.format(game=datamodule.game, agent=agent, seed=datamodule.seed, env_steps=env_steps)
 
     def _save(self, trainer: L.Trainer, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
+        # Not named hpc_ckpt_*: Lightning takes any such name for a finished SLURM checkpoint.
+        tmp = path.with_name(path.name.replace("hpc_ckpt_", "hpc-partial-") + ".tmp")
         if trainer.is_global_zero:
             path.parent.mkdir(parents=True, exist_ok=True)
         trainer.save_checkpoint(tmp, weights_only=False)  # full: optimiser and callback state too
@@ -145,14 +147,16 @@ class EnvStepCheckpoint(L.Callback):
             torch.distributed.all_gather_object(gathered, states[0])
             states = gathered
         log_dir = trainer.log_dir if trainer is not None and trainer.logger is not None else None
-        return {"last_step": self._last_step, "rng_states": states, "log_dir": log_dir}
+        datamodule = trainer.datamodule if trainer is not None else None
+        seed = getattr(datamodule, "seed", None)
+        return {"last_step": self._last_step, "rng_states": states, "log_dir": log_dir, "seed": seed}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_step = int(state_dict.get("last_step", 0))
         states = state_dict.get("rng_states")
-        if not states:
-            return
         trainer = self._trainer
+        if not states or (trainer is not None and trainer.state.fn != "fit"):
+            return  # validate/test: the run's own seed decides the evaluation, not the checkpoint's RNG
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         if len(states) != world:
             rank_zero_warn(

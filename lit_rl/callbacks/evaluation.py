@@ -107,6 +107,8 @@ class Evaluation(L.Callback):
                 results=np.stack(self.results).astype(np.float64),
                 ep_lengths=np.stack(self.ep_lengths).astype(np.int64),
             )
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
 
     def state_dict(self) -> dict[str, Any]:

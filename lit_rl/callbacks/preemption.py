@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -59,7 +60,13 @@ class Preemption(L.Callback):
         # Installed after Lightning's own handlers (registered just before the fit loop starts): its
         # SIGTERM handler would stop the run after the current minibatch, without a checkpoint.
         self._trainer = trainer
-        if sys.platform == "win32":
+        self.received, self.stopping = None, False
+        connector = getattr(trainer, "_signal_connector", None)
+        if connector is not None and connector.received_sigterm:
+            # A SIGTERM in the moment before this: take it over (Lightning would exit with status 0).
+            connector.received_sigterm = False
+            self.received = signal.SIGTERM
+        if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
             return
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
@@ -75,10 +82,14 @@ class Preemption(L.Callback):
                 launcher.kill(signum)  # ranks started by Lightning from this process
         self.received = signum
 
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+    def _restore_handlers(self) -> None:
+        # Before Lightning's own teardown, which then restores the handlers from before the run.
         for signum, handler in self._previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous = {}
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore_handlers()
 
     # -- stopping -------------------------------------------------------------------------------
 
@@ -87,7 +98,7 @@ class Preemption(L.Callback):
         flag = torch.tensor(0.0 if self.received is None else float(self.received), device=pl_module.device)
         if trainer.world_size > 1:
             flag = trainer.strategy.reduce(flag, reduce_op="max")
-        if flag.item() == 0:
+        if flag.item() == 0 or pl_module.budget_reached:  # a signal at the last update: the run is done
             return
         self.received = self.received or int(flag.item())
         self.stopping = True
@@ -98,6 +109,7 @@ class Preemption(L.Callback):
         )
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handlers()
         if self.stopping and self.requeue and SLURMEnvironment.detect() and trainer.is_global_zero:
             requeue_slurm_job()
 

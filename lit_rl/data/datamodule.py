@@ -189,11 +189,18 @@ class RolloutDataModule(L.LightningDataModule):
         from every other evaluation's.
         """
         env = self.make_env(self.eval_episodes, evaluation=True)
-        seed = self.seed + EVAL_SEED_OFFSET * (1 + rank) + index * self.eval_episodes
-        try:
-            return run_episodes(policy, env, seed=seed % 2**31, greedy=self.eval_greedy)
-        finally:
-            env.close()
+        seed = (self.seed + EVAL_SEED_OFFSET * (1 + rank) + index * self.eval_episodes) % 2**31
+        device = next(policy.parameters()).device
+        # The sampled actions come from their own RNG state, seeded like the episodes: an evaluation
+        # depends only on the policy and its index, and never shifts the training's random stream.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.default_generator.manual_seed(seed)
+            if device.type == "cuda":
+                torch.cuda.manual_seed(seed)
+            try:
+                return run_episodes(policy, env, seed=seed, greedy=self.eval_greedy)
+            finally:
+                env.close()
 
     def val_dataloader(self) -> DataLoader:
         """``lit-rl validate``: one batch, the :class:`EpisodeResults` of ``eval_episodes`` episodes."""
@@ -212,6 +219,10 @@ class RolloutDataModule(L.LightningDataModule):
         if stage == "fit" and self.collector is not None:
             self.collector.close()
             self.collector = None
+
+    def on_exception(self, exception: BaseException) -> None:
+        # Lightning skips teardown when fit raises; async workers (which ignore SIGTERM) must end now.
+        self.teardown("fit")
 
     def train_dataloader(self) -> DataLoader:
         # batch_size=None: the dataset yields ready minibatches; num_workers=0: envs live here.
