@@ -14,6 +14,7 @@ import warnings
 from typing import NoReturn
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lit_rl.algos.ppo import PPO
 from lit_rl.callbacks import EnvStepCheckpoint, Evaluation, Preemption
@@ -155,8 +156,8 @@ def run(args: ArgsType = None) -> LitRLCLI:
             auto_configure_optimizers=False,
             parser_class=_OneLineErrorParser,
         )
-    except ConfigError as err:
-        print(f"lit-rl: error: {err}", file=sys.stderr)
+    except (ConfigError, MisconfigurationException) as err:  # Lightning's: e.g. 16-mixed on a CPU
+        print(f"lit-rl: error: {' '.join(str(err).split())}", file=sys.stderr)
         raise SystemExit(2) from None
     except NonFiniteError as err:
         print(f"lit-rl: error: {err}", file=sys.stderr)

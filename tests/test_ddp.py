@@ -3,6 +3,7 @@ only rank 0 evaluates while the other waits."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,60 @@ def test_two_rank_ddp_preemption_stops_both_ranks_and_resumes(tmp_path: Path) ->
     assert f"Resuming at {stopped_at:,} env steps" in resumed.stdout + resumed.stderr
     assert int(torch.load(last, weights_only=True)["state_dict"]["env_steps"]) == 4096
     assert len(list(tmp_path.rglob("last.ckpt"))) == 1  # the same run directory
+
+
+RANK_SCRIPT = """
+import dataclasses, os, sys
+import torch
+import lit_rl.algos.ppo as ppo_module
+from lit_rl.cli import main
+
+rank = int(os.environ.get("LOCAL_RANK", "0"))
+out_dir = os.environ["PARAM_DUMPS"]
+loss, end = ppo_module.ppo_loss, ppo_module.PPO.on_train_epoch_end
+minibatch = {"i": 0}
+
+def one_rank_kl(*args, **kwargs):
+    out = loss(*args, **kwargs)
+    minibatch["i"] += 1
+    if rank == 1 and minibatch["i"] > 1:  # rank 1 only, from the 2nd minibatch of every update on
+        out = dataclasses.replace(out, approx_kl=torch.tensor(10.0))
+    return out
+
+def dump_after_update(self):
+    torch.save(self.policy.state_dict(), f"{out_dir}/rank{rank}_update{int(self.env_steps)}.pt")
+    minibatch["i"] = 0
+    end(self)
+
+ppo_module.ppo_loss = one_rank_kl
+ppo_module.PPO.on_train_epoch_end = dump_after_update
+main(sys.argv[1:])
+"""
+
+
+def test_two_rank_ddp_keeps_parameters_identical_and_ends_when_only_one_rank_exceeds_target_kl(
+    tmp_path: Path,
+) -> None:
+    """Only rank 1's KL is large (from each update's 2nd minibatch); the mean over ranks exceeds
+    target_kl on both, so both stop after one step per update, and the parameters stay identical."""
+    script = tmp_path / "ranks.py"
+    script.write_text(RANK_SCRIPT)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    cmd = [sys.executable, str(script), "fit", "--config", QUICKSTART, "--trainer.strategy=ddp", "--trainer.devices=2"]
+    cmd += ["--trainer.accelerator=cpu", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+    cmd += ["--model.total_env_steps=1536", "--data.num_minibatches=4", "--data.update_epochs=1"]
+    cmd += ["--model.target_kl=1.0", "--evaluation.every_n_env_steps=0", "--data.eval_episodes=1"]
+    env = {**os.environ, "PARAM_DUMPS": str(dumps), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    steps = [512, 1024, 1536]  # 2 ranks x 8 envs x 32 steps per update
+    for s in steps:
+        a = torch.load(dumps / f"rank0_update{s}.pt", weights_only=True)
+        b = torch.load(dumps / f"rank1_update{s}.pt", weights_only=True)
+        for name in a:
+            assert torch.equal(a[name], b[name]), (s, name)
+    first, last = (torch.load(dumps / f"rank0_update{s}.pt", weights_only=True) for s in (steps[0], steps[-1]))
+    assert any(not torch.equal(first[k], last[k]) for k in first)  # the updates did change the parameters
+    (ckpt,) = tmp_path.rglob("last.ckpt")
+    assert int(torch.load(ckpt, weights_only=True)["state_dict"]["num_updates"]) == 3  # one step per update

@@ -393,8 +393,6 @@ class PPO(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         stats = self._step_stats(out, rnd_loss, optimizer)  # before clipping: the raw gradient norm
-        if self.max_grad_norm is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
         if not self._step_is_finite(stats, batch_idx):
             optimizer.zero_grad(set_to_none=True)  # model.nonfinite=skip: this minibatch never steps
             return loss.detach()
@@ -403,6 +401,12 @@ class PPO(L.LightningModule):
         self._loss_sums += stats
         self._loss_count += 1
         return loss.detach()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Inside optimizer.step(): after a GradScaler (16-mixed) unscaled the gradients, before the step.
+        # Clipping in training_step would clip the scaled gradients, that is, hardly ever.
+        if self.max_grad_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
 
     def _kl_exceeded(self, approx_kl: Tensor) -> bool:
         kl = self.trainer.strategy.reduce(approx_kl.detach(), reduce_op="mean")
@@ -414,7 +418,11 @@ class PPO(L.LightningModule):
         if rnd_loss is not None:
             terms += (out.int_value_loss, rnd_loss)
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        terms += (torch.nn.utils.get_total_norm(grads), out.approx_kl, out.clip_fraction)
+        norm = torch.nn.utils.get_total_norm(grads)
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None:  # 16-mixed: the gradients are still scaled here
+            norm = norm / scaler.get_scale()
+        terms += (norm, out.approx_kl, out.clip_fraction)
         return torch.stack([t.detach().float() for t in terms])
 
     def _step_is_finite(self, stats: Tensor, batch_idx: int) -> bool:
