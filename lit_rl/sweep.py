@@ -250,34 +250,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     local.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     try:
-        grid = Grid.load(args.grid)
-        if args.command == "list":
-            for run in grid.runs():
-                print(
-                    f"{run.index}\t{run.game}\t{run.agent}\t{run.seed}\t{'done' if run.done else 'todo'}\t{run.shell()}"
-                )
-        elif args.command in ("slurm", "pbs"):
-            if args.command == "slurm":
-                text = slurm_script(grid, max_parallel=args.max_parallel, log_dir=args.log_dir)
-            else:
-                text = pbs_script(grid, log_dir=args.log_dir)
-            if args.out:
-                Path(args.out).write_text(text)
-                submit = "sbatch" if args.command == "slurm" else "qsub"
-                print(f"wrote {args.out} ({len(grid)} runs); submit with: {submit} {args.out}")
-            else:
-                sys.stdout.write(text)
-        else:
-            result = run_local(grid, parallel=args.parallel, dry_run=args.dry_run)
-            print(
-                f"{len(result['skipped'])} already done, {len(result['finished'])} finished, "
-                f"{len(result['failed'])} failed"
-            )
-            if result["failed"]:
-                raise SystemExit(1)
+        _run_command(args, Grid.load(args.grid))
     except ConfigError as err:
         print(f"lit-rl-sweep: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except BrokenPipeError:  # `lit-rl-sweep list … | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _run_command(args: argparse.Namespace, grid: Grid) -> None:
+    if args.command == "list":
+        for run in grid.runs():
+            state = "done" if run.done else "todo"
+            print(f"{run.index}\t{run.game}\t{run.agent}\t{run.seed}\t{state}\t{run.shell()}")
+    elif args.command in ("slurm", "pbs"):
+        if args.command == "slurm":
+            text = slurm_script(grid, max_parallel=args.max_parallel, log_dir=args.log_dir)
+        else:
+            text = pbs_script(grid, log_dir=args.log_dir)
+        if not args.out:
+            sys.stdout.write(text)
+            return
+        Path(args.out).write_text(text)
+        submit = "sbatch" if args.command == "slurm" else "qsub"
+        print(f"wrote {args.out} ({len(grid)} runs); submit with: {submit} {args.out}")
+    else:
+        result = run_local(grid, parallel=args.parallel, dry_run=args.dry_run)
+        done, finished, failed = (len(result[k]) for k in ("skipped", "finished", "failed"))
+        print(f"{done} already done, {finished} finished, {failed} failed")
+        if failed:
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":
