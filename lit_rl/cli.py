@@ -11,6 +11,7 @@ import importlib
 import re
 import sys
 import warnings
+from pathlib import Path
 from typing import NoReturn
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -113,6 +114,7 @@ class LitRLCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in SPECIAL_CKPT_PATHS:
             load_checkpoint(ckpt_path)
+            self.config[subcommand]["ckpt_path"] = str(Path(ckpt_path).expanduser())
 
     def _before_run(self) -> None:
         """Check the log directory and the checkpoint to load (resolving ``last`` and SLURM's

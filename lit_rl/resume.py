@@ -89,10 +89,13 @@ def prepare_resume(
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint as Lightning will (``weights_only``), or raise a one-line :class:`ConfigError`."""
-    if not Path(path).is_file():
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"checkpoint '{path}' is a directory; pass a .ckpt file in it (e.g. {path / 'last.ckpt'})")
+    if not path.is_file():
         raise ConfigError(f"checkpoint '{path}' does not exist; pass the path of a .ckpt file written by lit-rl fit")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for damaged files
         detail = " ".join(str(err).split())[:160]
         raise ConfigError(
@@ -136,6 +139,14 @@ def check_compatible(
     problems += [f"{k} is missing" for k in current if k not in saved and k not in TOLERATED_KEYS]
     problems += [f"{k} is not in this model" for k in saved if k not in current]
     if problems:
+        saved_extractor, built = _describe(hparams.get("extractor")), _describe(model.hparams.get("extractor"))
+        if saved_extractor == built:  # the same trunk: another architectural option differs
+            options = [
+                f"model.{k}={hparams.get(k)!r} in the checkpoint, {model.hparams.get(k)!r} here"
+                for k in ("shared_extractor", "heads", "intrinsic")
+                if k in hparams and hparams.get(k) != model.hparams.get(k)
+            ]
+            problems[0] += f" ({'; '.join(options)})" if options else ""
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(
             f"checkpoint '{path}' does not fit this model: {problems[0]}{more}; it was trained with the extractor "
@@ -219,5 +230,6 @@ def continue_run_directory(trainer: L.Trainer, checkpoint: dict[str, Any]) -> No
         # TensorBoardLogger has no setter for these: both are read when its log_dir/experiment is first used.
         logger._version = int(match.group(1)) if match else log_dir.name
     if Path(logger.log_dir).resolve() == log_dir.resolve() and logger._experiment is None:
-        logger._kwargs.setdefault("purge_step", env_steps + 1)
+        if logger._kwargs.get("purge_step") is None:  # LightningCLI passes purge_step=None explicitly
+            logger._kwargs["purge_step"] = env_steps + 1
     rank_zero_info(f"Resuming at {env_steps:,} env steps in {logger.log_dir}")

@@ -4,7 +4,8 @@ submitted as a SLURM or PBS Pro job array, or run here with a given parallelism.
 The scheduler does the scheduling; this module only numbers the runs and writes the commands. Every
 command resumes its own run directory (``--ckpt_path last``), so a requeued or re-submitted job goes
 on where it stopped, and a run counts as finished when its directory holds the ``DONE`` marker that
-the command writes after ``lit-rl fit`` exits with status 0 (a preempted run exits 128 + signal).
+``lit-rl fit`` writes when the run reaches its budget. The scheduler starts ``lit-rl`` itself (no
+shell in between), so its preemption signals reach it.
 
 Grid YAML::
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -38,9 +40,10 @@ from typing import Any
 
 import yaml
 
+from lit_rl.callbacks.checkpoint import DONE
+from lit_rl.envs.factory import check_env_id
 from lit_rl.errors import ConfigError
 
-DONE = "DONE"  #: marker file of a finished run, in its run directory
 GRID_KEYS = {"name", "config", "env_id", "games", "agents", "seeds", "overrides", "run_dir", "slurm", "pbs"}
 
 
@@ -60,9 +63,8 @@ class Run:
         return (self.run_dir / DONE).is_file()
 
     def shell(self) -> str:
-        """The command as one shell line: ``mkdir -p <run_dir> && lit-rl fit … && touch <run_dir>/DONE``."""
-        run_dir = shlex.quote(str(self.run_dir))
-        return f"mkdir -p {run_dir} && {shlex.join(self.command)} && touch {shlex.quote(str(self.run_dir / DONE))}"
+        """The command as one shell line."""
+        return shlex.join(self.command)
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,14 @@ class Grid:
         return grid
 
     def check(self) -> None:
+        if not isinstance(self.overrides, list) or not all(isinstance(o, str) for o in self.overrides):
+            raise ConfigError(f"grid 'overrides'={self.overrides!r}; expected a list of strings like ['--a.b=1']")
+        if not re.fullmatch(r"[\w.-]+", self.name):
+            raise ConfigError(f"grid 'name'={self.name!r}; use letters, digits, '.', '-' and '_' (it names the jobs)")
         for key in ("games", "agents"):
             values = getattr(self, key)
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ConfigError(f"grid '{key}'={values!r}; expected a list of names")
             if len(set(values)) != len(values):
                 raise ConfigError(f"grid '{key}' lists a value twice: {values}")
         if len(set(self.seeds)) != len(self.seeds) or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
@@ -116,7 +124,12 @@ class Grid:
         missing = sorted({self._format(self.config, g, a, 0) for g in self.games[:1] for a in self.agents})
         missing = [c for c in missing if not Path(c).is_file()]
         if missing:
-            raise ConfigError(f"grid 'config' names files that do not exist: {', '.join(missing)}")
+            raise ConfigError(
+                f"grid 'config' names files that do not exist: {', '.join(missing)} (paths are relative to the "
+                f"directory the jobs run in, {Path.cwd()})"
+            )
+        for game in self.games:
+            check_env_id(self._format(self.env_id, game, self.agents[0], self.seeds[0]))
 
     def __len__(self) -> int:
         return len(self.games) * len(self.agents) * len(self.seeds)
@@ -198,7 +211,8 @@ def _script(header: str, grid: Grid, index_var: str, launcher: str, log_dir: str
     lines += ["set -euo pipefail", f"mkdir -p {shlex.quote(log_dir)}", "RUNS=("]
     lines += [f"  {shlex.quote(run.shell())}  # {run.index}: {run.game} {run.agent} {run.seed}" for run in grid.runs()]
     lines += [")", f'RUN="${{RUNS[${index_var}]}}"', f'echo "run ${index_var}: $RUN"']
-    lines += [f'exec {launcher}bash -c "$RUN"', ""]
+    # exec, no `bash -c`: the scheduler's signals (preemption) go to lit-rl itself.
+    lines += [f'eval "exec {launcher}$RUN"', ""]
     return "\n".join(lines)
 
 
@@ -218,7 +232,7 @@ def run_local(grid: Grid, *, parallel: int = 1, dry_run: bool = False, runner=su
     def execute(run: Run) -> tuple[Run, int]:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         with open(run.run_dir / "lit-rl.log", "ab") as log:
-            status = runner(["bash", "-c", run.shell()], stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+            status = runner(run.command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
         return run, status
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -268,6 +282,7 @@ def _run_command(args: argparse.Namespace, grid: Grid) -> None:
             text = slurm_script(grid, max_parallel=args.max_parallel, log_dir=args.log_dir)
         else:
             text = pbs_script(grid, log_dir=args.log_dir)
+        Path(args.log_dir).mkdir(parents=True, exist_ok=True)  # the scheduler writes there before the job runs
         if not args.out:
             sys.stdout.write(text)
             return

@@ -256,6 +256,7 @@ def _garbage(path: Path) -> Path:
             "was trained on CartPole-v1, this run is configured for data.env_id=Acrobot-v1",
         ),
         ("best", lambda ckpt, tmp: ["--ckpt_path", "best"], "lit_rl keeps no 'best' checkpoint"),
+        ("directory", lambda ckpt, tmp: ["--ckpt_path", str(ckpt.parent)], "checkpoints' is a directory; pass a"),
     ],
     ids=lambda x: x if isinstance(x, str) and len(x) < 20 else "",
 )

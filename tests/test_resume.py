@@ -9,6 +9,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 from lit_rl.cli import run
 
@@ -75,9 +77,13 @@ def test_resume_at_k_of_2k_iterations_equals_the_uninterrupted_run(uninterrupted
     log_dir = Path(first.trainer.log_dir)
     ckpt = log_dir / "checkpoints" / "last.ckpt"
     assert int(torch.load(ckpt, weights_only=True)["state_dict"]["env_steps"]) == 4 * ROLLOUT
-    # What the interrupted run logged after its checkpoint must not survive the resume: fake a stale row.
+    assert not (log_dir / "DONE").exists()  # stopped before its budget
+    # What the interrupted run logged after its checkpoint must not survive the resume: fake a stale
+    # evaluation row and a stale TensorBoard point after the checkpoint.
     stale = dict(np.load(log_dir / "evaluations.npz"))
     np.savez(log_dir / "evaluations.npz", **{k: np.concatenate([v, v[-1:]]) for k, v in stale.items()})
+    with SummaryWriter(log_dir) as writer:
+        writer.add_scalar("eval/episode_return", 999.0, 6 * ROLLOUT)
 
     resumed = _fit(tmp_path, f"--ckpt_path={ckpt}")
     assert Path(resumed.trainer.log_dir) == log_dir  # the same run directory goes on
@@ -103,6 +109,13 @@ def test_resume_at_k_of_2k_iterations_equals_the_uninterrupted_run(uninterrupted
     )
     np.testing.assert_array_equal(evaluations["results"], expected["results"])
     np.testing.assert_array_equal(evaluations["ep_lengths"], expected["ep_lengths"])
+
+    events = EventAccumulator(str(log_dir))  # TensorBoard's reader: purges what the resume superseded
+    events.Reload()
+    points = [(e.step, e.value) for e in events.Scalars("eval/episode_return")]
+    assert [step for step, _ in points] == [3 * ROLLOUT, 6 * ROLLOUT, 8 * ROLLOUT]
+    assert 999.0 not in [value for _, value in points]
+    assert (log_dir / "DONE").read_text() == f"{8 * ROLLOUT}\n"
 
     periodic = sorted(p.name for p in (log_dir / "checkpoints").glob("*_steps.ckpt"))
     assert periodic == [f"Aligned_quickstart_7_model_checkpoint_{s}_steps.ckpt" for s in (4 * ROLLOUT, 8 * ROLLOUT)]

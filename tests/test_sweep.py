@@ -94,7 +94,39 @@ def test_array_scripts_pass_bash_n_and_run_the_task_of_their_index(scheduler: st
     calls = log.read_text().splitlines()
     assert calls[-1] == "lit-rl " + " ".join(grid.run(7).command[1:])
     assert (calls[0] == "srun") == (scheduler == "slurm")
-    assert (grid.run(7).run_dir / DONE).is_file()  # the fake run exited 0: marked finished
+
+
+TRAPPING = """#!/bin/bash
+trap 'echo "lit-rl got USR1" >> "$FAKE_LOG"; exit 138' USR1
+echo started >> "$FAKE_LOG"
+while true; do sleep 0.05; done
+"""
+
+
+def test_the_array_script_hands_the_schedulers_signal_to_lit_rl(tmp_path: Path) -> None:
+    """No shell stays between the scheduler and lit-rl (a `bash -c` would die of SIGUSR1 and leave
+    lit-rl without the signal): the script execs srun, which execs lit-rl."""
+    import signal
+    import time
+
+    script = tmp_path / "array.slurm"
+    script.write_text(slurm_script(Grid.load(_grid(tmp_path))))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text('#!/bin/sh\nexec "$@"\n')
+    (bin_dir / "lit-rl").write_text(TRAPPING)
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    log = tmp_path / "calls.log"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "SLURM_ARRAY_TASK_ID": "0"}
+    proc = subprocess.Popen(["bash", str(script)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "started" in log.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)  # what SLURM sends the task ahead of its end
+    assert proc.wait(timeout=30) == 138
+    assert "lit-rl got USR1" in log.read_text()
 
 
 TINY = ["--data.num_envs=2", "--data.num_steps=8", "--data.num_minibatches=2", "--model.total_env_steps=32"]
@@ -126,7 +158,7 @@ def test_dry_run_prints_the_commands_of_unfinished_runs(tmp_path: Path, capsys) 
     (grid.run(0).run_dir / DONE).touch()
     capsys.readouterr()
     main(["local", str(_grid(tmp_path)), "--dry-run"])
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mkdir -p")]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lit-rl fit")]
     assert len(lines) == 11 and lines[0] == grid.run(1).shell()
 
 
@@ -134,6 +166,9 @@ def test_dry_run_prints_the_commands_of_unfinished_runs(tmp_path: Path, capsys) 
     ("change", "message"),
     [
         ({"gamez": ["Pong"]}, "unknown key(s) gamez"),
+        ({"overrides": "--model.total_env_steps=512"}, "expected a list of strings"),
+        ({"games": ["CartPol-v1"]}, "unknown env id 'CartPol-v1'"),
+        ({"name": "my study"}, "grid 'name'='my study'"),
         ({"seeds": [1, 1]}, "expected distinct non-negative integers"),
         ({"config": "configs/nope/{agent}.yaml"}, "do not exist: configs/nope/big.yaml, configs/nope/small.yaml"),
         ({"run_dir": "runs/{algo}/{seed}"}, "template field 'algo' unknown"),

@@ -22,6 +22,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from lit_rl.errors import ConfigError
 
+#: Written to the run's log directory when a run reaches its budget (holds the env-step count).
+DONE = "DONE"
+
 
 def rng_states() -> dict[str, Any]:
     """This process's RNG states as tensors and plain lists (they load with ``weights_only``)."""
@@ -49,6 +52,8 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 class EnvStepCheckpoint(L.Callback):
     """Saves a checkpoint every ``every_n_env_steps`` and keeps ``last.ckpt`` up to date.
+
+    A run that reaches its budget writes ``DONE`` into its log directory.
 
     The periodic files are named as the study's published ones,
     ``<Game>_<Agent>_<Seed>_model_checkpoint_<steps>_steps.ckpt`` by default. Every file is written
@@ -115,6 +120,12 @@ class EnvStepCheckpoint(L.Callback):
         if preempted and SLURMEnvironment.detect():
             # Lightning resumes a requeued SLURM job from the newest hpc_ckpt_<n>.ckpt in default_root_dir.
             self._save(trainer, Path(trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir)))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A finished run marks its directory (sweeps skip it); a preempted or failed one does not.
+        log_dir = trainer.log_dir  # a collective under DDP
+        if pl_module.budget_reached and trainer.is_global_zero and log_dir is not None:
+            (Path(log_dir) / DONE).write_text(f"{int(pl_module.env_steps)}\n")
 
     def format_filename(self, trainer: L.Trainer, pl_module: L.LightningModule, env_steps: int) -> str:
         """The periodic checkpoint's file name (without ``.ckpt``) at ``env_steps``."""
