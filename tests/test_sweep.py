@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,11 +97,28 @@ def test_array_scripts_pass_bash_n_and_run_the_task_of_their_index(scheduler: st
     assert (calls[0] == "srun") == (scheduler == "slurm")
 
 
-TRAPPING = """#!/bin/bash
-trap 'echo "lit-rl got USR1" >> "$FAKE_LOG"; exit 138' USR1
-echo started >> "$FAKE_LOG"
-while true; do sleep 0.05; done
+TRAPPING = """#!{python}
+import os, signal, sys, time
+
+def preempted(signum, frame):
+    with open(os.environ["FAKE_LOG"], "a") as log:
+        log.write("lit-rl got USR1\\n")
+    sys.exit(138)
+
+signal.signal(signal.SIGUSR1, preempted)
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("started\\n")
+while True:
+    time.sleep(0.05)
 """
+
+
+def _as_a_scheduler_starts_jobs() -> None:
+    """Default disposition and unblocked SIGUSR1, whatever the test process inherited or set."""
+    import signal
+
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 
 
 def test_the_array_script_hands_the_schedulers_signal_to_lit_rl(tmp_path: Path) -> None:
@@ -114,12 +132,14 @@ def test_the_array_script_hands_the_schedulers_signal_to_lit_rl(tmp_path: Path) 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text('#!/bin/sh\nexec "$@"\n')
-    (bin_dir / "lit-rl").write_text(TRAPPING)
+    (bin_dir / "lit-rl").write_text(TRAPPING.format(python=sys.executable))
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     log = tmp_path / "calls.log"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "SLURM_ARRAY_TASK_ID": "0"}
-    proc = subprocess.Popen(["bash", str(script)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["bash", str(script)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, preexec_fn=_as_a_scheduler_starts_jobs
+    )
     deadline = time.monotonic() + 30
     while not (log.exists() and "started" in log.read_text()):
         assert time.monotonic() < deadline and proc.poll() is None
