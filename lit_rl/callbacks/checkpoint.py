@@ -108,7 +108,7 @@ class EnvStepCheckpoint(L.Callback):
         n = self.every_n_env_steps
         periodic = n > 0 and env_steps // n > self._last_step // n
         final = pl_module.budget_reached
-        preempted = _preempted(trainer)
+        preempted = preempting(trainer)
         if not (periodic or final or preempted) or trainer.sanity_checking or trainer.fast_dev_run:
             return
         self._last_step = env_steps
@@ -178,7 +178,7 @@ class EnvStepCheckpoint(L.Callback):
         set_rng_states(states[rank])
 
 
-def _preempted(trainer: L.Trainer) -> bool:
+def preempting(trainer: L.Trainer) -> bool:
     """True once a :class:`Preemption` callback has decided to stop after this update."""
     return any(getattr(cb, "stopping", False) for cb in trainer.callbacks)
 

@@ -16,6 +16,7 @@ import numpy as np
 from jsonargparse.typing import NonNegativeInt
 from lightning.pytorch.utilities import rank_zero_info
 
+from lit_rl.callbacks.checkpoint import preempting
 from lit_rl.evaluation import EpisodeResults
 
 
@@ -62,7 +63,7 @@ class Evaluation(L.Callback):
         final = pl_module.budget_reached
         if not (self._due(env_steps) or final) or trainer.sanity_checking or env_steps == self._last_step:
             return
-        if not final and any(getattr(cb, "stopping", False) for cb in trainer.callbacks):
+        if not final and preempting(trainer):
             return  # preempted: the checkpoint is written now, the resumed run evaluates first
         self._evaluate(trainer, pl_module, env_steps, final)
 
