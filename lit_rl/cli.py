@@ -141,8 +141,11 @@ class LitRLCLI(LightningCLI):
         return codes[0] if codes else 0
 
 
-def run(args: ArgsType = None) -> LitRLCLI:
+def run(args: ArgsType = None, *, subcommand: bool = True) -> LitRLCLI:
     """Parse ``args`` (``sys.argv`` if ``None``), build everything and run the subcommand.
+
+    ``subcommand=False``: ``args`` name no subcommand; only build the trainer, model and datamodule
+    (``cli.trainer``, ``cli.model``, ``cli.datamodule``), as the benchmark's hand-written loops do.
 
     Bad input ends with one line on stderr and exit code 2, a non-finite loss or parameter with one
     line and exit code 1 (``SystemExit``).
@@ -157,6 +160,7 @@ def run(args: ArgsType = None) -> LitRLCLI:
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             parser_class=_OneLineErrorParser,
+            run=subcommand,
         )
     except (ConfigError, MisconfigurationException) as err:  # Lightning's: e.g. 16-mixed on a CPU
         print(f"lit-rl: error: {' '.join(str(err).split())}", file=sys.stderr)

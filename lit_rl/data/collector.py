@@ -6,7 +6,8 @@ policy's device; rewards and episode flags are gathered on the host and moved on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from lit_rl.data.rollout import Rollout
 from lit_rl.envs.episode_stats import current_rooms, final_observations, finished_episode_rooms, finished_episodes
+from lit_rl.envs.groups import EnvGroups
 from lit_rl.models.actor_critic import ActorCritic
 
 
@@ -89,43 +91,28 @@ class RolloutCollector:
 
     @torch.inference_mode()
     def collect(self, policy: ActorCritic) -> tuple[Rollout, EpisodeStats]:
-        """One rollout of ``T × N`` transitions with ``policy`` (actions sampled)."""
+        """One rollout of ``T × N`` transitions with ``policy`` (actions sampled).
+
+        With an :class:`EnvGroups` env and a policy without memory, the groups are pipelined: while
+        one group's games step on ale-py's threads, the policy computes the next actions of another.
+        """
         T = self.num_steps
         self._obs[0].copy_(self._obs[T])
         self._episode_starts[0].copy_(self._episode_starts[T])
         self._final_values.zero_()
         memory_log = self._start_memory_log(policy)
-        ep_returns: list[np.ndarray] = []
-        ep_lengths: list[np.ndarray] = []
-        ep_rooms: list[np.ndarray] = []
-        rooms_seen: list[np.ndarray] = []
-        for t in range(T):
-            if memory_log is not None and t % policy.seq_len == 0:
-                memory_log[t // policy.seq_len] = self._memory
-            out = policy.act(self._obs[t], memory=self._memory, episode_start=self._episode_starts[t])
-            self._memory = out.memory
-            self._actions[t] = out.action
-            self._log_probs[t] = out.log_prob
-            self._values[t] = out.value
-            if out.int_value is not None:
-                self._int_values[t] = out.int_value
-            obs, rewards, terminated, truncated, info = self.env.step(out.action.cpu().numpy())
-            self._obs[t + 1].copy_(torch.from_numpy(np.asarray(obs)), non_blocking=True)
-            self._rewards[t] = rewards
-            self._terminated[t] = terminated
-            self._truncated[t] = truncated & ~terminated
-            self._episode_starts[t + 1].copy_(torch.from_numpy(terminated | truncated), non_blocking=True)
-            if self._truncated[t].any():
-                self._bootstrap_truncated(policy, t, info)
-            if self.next_obs_view is not None:
-                self._record_next_obs(t, info)
-            idx, returns, lengths = finished_episodes(info)
-            if idx.size:
-                ep_returns.append(returns)
-                ep_lengths.append(lengths)
-                ep_rooms.append(finished_episode_rooms(info))
-            if "room" in info:  # Montezuma only: no per-step allocation for other games
-                rooms_seen.append(current_rooms(info))
+        stats = _StatsLog()
+        if isinstance(self.env, EnvGroups) and not policy.recurrent:
+            # The groups' threads and the policy's share the cores: on the CPU the policy gets its
+            # share (measured on 2 cores: 1 torch thread + 1 thread per group, 15 % faster than 2 + 2).
+            with _torch_threads(max(1, torch.get_num_threads() // len(self.env.groups)), self.device):
+                self._collect_pipelined(policy, stats)
+        else:
+            for t in range(T):
+                if memory_log is not None and t % policy.seq_len == 0:
+                    memory_log[t // policy.seq_len] = self._memory
+                actions = self._act(policy, t, slice(None))
+                self._record_step(policy, t, slice(None), *self.env.step(actions), stats)
         last_value, last_int_value = policy.values(
             self._obs[T], memory=self._memory, episode_start=self._episode_starts[T]
         )
@@ -146,29 +133,77 @@ class RolloutCollector:
             int_values=None if last_int_value is None else self._int_values.clone(),
             int_last_value=last_int_value,
         )
-        stats = EpisodeStats(
-            _concat(ep_returns, np.float64),
-            _concat(ep_lengths, np.int64),
-            _concat(ep_rooms, np.int64),
-            np.unique(_concat(rooms_seen, np.int64)),
-        )
-        return rollout, stats
+        return rollout, stats.result()
 
-    def _record_next_obs(self, t: int, info: dict) -> None:
-        """``next_obs_view`` of the observation after step ``t``; the final one where the env was reset.
+    def _collect_pipelined(self, policy: ActorCritic, stats: _StatsLog) -> None:
+        """Step ``T`` with each group acting as soon as its previous step is back (no memory).
+
+        Order per step ``t``: receive group ``g``'s step ``t``, record it, compute and send its step
+        ``t + 1``, then the next group; each group's games step while the others' actions are computed.
+        """
+        env, T = self.env, self.num_steps
+        for group, rows in zip(env.groups, env.slices, strict=True):
+            group.send(self._act(policy, 0, rows))
+        for t in range(T):
+            for group, rows in zip(env.groups, env.slices, strict=True):
+                self._record_step(policy, t, rows, *group.recv(), stats)
+                if t + 1 < T:
+                    group.send(self._act(policy, t + 1, rows))
+
+    def _act(self, policy: ActorCritic, t: int, rows: slice) -> np.ndarray:
+        """Sample the actions of step ``t`` for the envs ``rows``, store them with their log-probs and
+        values, and return them for the env (one device→host copy)."""
+        out = policy.act(self._obs[t, rows], memory=self._memory, episode_start=self._episode_starts[t, rows])
+        self._memory = out.memory
+        self._actions[t, rows] = out.action
+        self._log_probs[t, rows] = out.log_prob
+        self._values[t, rows] = out.value
+        if out.int_value is not None:
+            self._int_values[t, rows] = out.int_value
+        return out.action.cpu().numpy()
+
+    def _record_step(
+        self,
+        policy: ActorCritic,
+        t: int,
+        rows: slice,
+        obs: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: dict,
+        stats: _StatsLog,
+    ) -> None:
+        """Store what step ``t`` of the envs ``rows`` returned (``info`` indexes envs within ``rows``)."""
+        self._obs[t + 1, rows].copy_(torch.from_numpy(np.asarray(obs)), non_blocking=True)
+        self._rewards[t, rows] = rewards
+        self._terminated[t, rows] = terminated
+        self._truncated[t, rows] = truncated & ~terminated
+        self._episode_starts[t + 1, rows].copy_(torch.from_numpy(terminated | truncated), non_blocking=True)
+        if self._truncated[t, rows].any():
+            self._bootstrap_truncated(policy, t, info, rows)
+        if self.next_obs_view is not None:
+            self._record_next_obs(t, info, rows)
+        stats.add(info)
+
+    def _record_next_obs(self, t: int, info: dict, rows: slice) -> None:
+        """``next_obs_view`` of the observation after step ``t`` of the envs ``rows``; the final one where
+        the env was reset.
 
         Only envs that reset (``info["_final_obs"]``) have a final observation: a life loss of the C++
         Atari backend is ``terminated`` for training while the game, and its frames, go on.
         """
-        view = self.next_obs_view(self._obs[t + 1])
+        view = self.next_obs_view(self._obs[t + 1, rows])
         if self._next_obs is None:
-            self._next_obs = torch.zeros((self.num_steps, *view.shape), dtype=view.dtype, device=self.device)
-        self._next_obs[t] = view
+            shape = (self.num_steps, self.env.num_envs, *view.shape[1:])
+            self._next_obs = torch.zeros(shape, dtype=view.dtype, device=self.device)
+        self._next_obs[t, rows] = view
         reset = np.asarray(info.get("_final_obs", ()), dtype=bool)
         if reset.any():
             idx = np.flatnonzero(reset)
             final = torch.from_numpy(final_observations(info, idx)).to(self.device)
-            self._next_obs[t, torch.from_numpy(idx).to(self.device)] = self.next_obs_view(final)
+            env_rows = torch.from_numpy(idx + range(self.env.num_envs)[rows].start).to(self.device)
+            self._next_obs[t, env_rows] = self.next_obs_view(final)
 
     @torch.inference_mode()
     def random_rollout(self) -> torch.Tensor:
@@ -199,19 +234,58 @@ class RolloutCollector:
         chunks = -(-self.num_steps // policy.seq_len)
         return self._memory.new_zeros((chunks, *self._memory.shape))
 
-    def _bootstrap_truncated(self, policy: ActorCritic, t: int, info: dict) -> None:
-        """Store ``V(final observation)`` of the envs truncated at step ``t``.
+    def _bootstrap_truncated(self, policy: ActorCritic, t: int, info: dict, rows: slice) -> None:
+        """Store ``V(final observation)`` of the envs ``rows`` truncated at step ``t`` (``info`` is theirs).
 
         A recurrent policy sees it with the memory after step ``t``, in the same episode.
         """
-        idx = np.flatnonzero(self._truncated[t])
+        idx = np.flatnonzero(self._truncated[t, rows])
         final = torch.from_numpy(final_observations(info, idx)).to(self.device)
-        rows = torch.from_numpy(idx).to(self.device)
-        memory = None if self._memory is None else self._memory[rows]
-        self._final_values[t, rows] = policy.value(final, memory=memory)
+        env_rows = torch.from_numpy(idx + range(self.env.num_envs)[rows].start).to(self.device)
+        memory = None if self._memory is None else self._memory[env_rows]
+        self._final_values[t, env_rows] = policy.value(final, memory=memory)
 
     def close(self) -> None:
         self.env.close()
+
+
+@contextlib.contextmanager
+def _torch_threads(num_threads: int, device: torch.device) -> Iterator[None]:
+    """Run the block with ``num_threads`` torch threads when computing on the CPU."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _StatsLog:
+    """The finished episodes (and Montezuma's rooms) of one rollout, gathered step by step."""
+
+    def __init__(self) -> None:
+        self.returns: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.rooms: list[np.ndarray] = []
+        self.rooms_seen: list[np.ndarray] = []
+
+    def add(self, info: dict) -> None:
+        idx, returns, lengths = finished_episodes(info)
+        if idx.size:
+            self.returns.append(returns)
+            self.lengths.append(lengths)
+            self.rooms.append(finished_episode_rooms(info))
+        if "room" in info:  # Montezuma only: no per-step allocation for other games
+            self.rooms_seen.append(current_rooms(info))
+
+    def result(self) -> EpisodeStats:
+        return EpisodeStats(
+            _concat(self.returns, np.float64),
+            _concat(self.lengths, np.int64),
+            _concat(self.rooms, np.int64),
+            np.unique(_concat(self.rooms_seen, np.int64)),
+        )
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

@@ -49,6 +49,10 @@ class RolloutDataModule(L.LightningDataModule):
             (:meth:`env_seed`), so a resume never replays the episodes of the run's start.
         backend: Env backend, see :func:`lit_rl.envs.factory.make_vector_env`.
         vectorization: ``sync`` or ``async`` for the gymnasium backend.
+        env_groups: The C++ Atari backend's training envs step as this many groups, pipelined with
+            the policy: one group's games step while the policy computes another's actions (about
+            15 % faster collection on 2 cores; needs ``num_envs >= env_groups``, else no split).
+            1 steps all envs at once. Recurrent policies and other backends step all envs at once.
         atari: The Atari protocol (ignored for non-Atari ids); ``None`` uses the defaults.
         eval_episodes: Full episodes per evaluation (during training and in ``validate``/``test``),
             one per env of a separate evaluation env with raw full-game scores.
@@ -68,6 +72,7 @@ class RolloutDataModule(L.LightningDataModule):
         seed: NonNegativeInt | None = None,
         backend: Backend = "auto",
         vectorization: Vectorization = "sync",
+        env_groups: PositiveInt = 2,
         atari: AtariOptions | None = None,
         eval_episodes: PositiveInt = 5,
         eval_greedy: bool = False,
@@ -82,6 +87,7 @@ class RolloutDataModule(L.LightningDataModule):
             ("update_epochs", update_epochs),
             ("eval_episodes", eval_episodes),
             ("obs_stack", obs_stack),
+            ("env_groups", env_groups),
         ):
             if value < 1:
                 raise ConfigError(f"data.{name}={value}; expected a positive integer")
@@ -94,10 +100,12 @@ class RolloutDataModule(L.LightningDataModule):
         num_envs, num_steps = int(num_envs), int(num_steps)
         seed = None if seed is None else int(seed)
         num_minibatches, update_epochs, eval_episodes = int(num_minibatches), int(update_epochs), int(eval_episodes)
+        env_groups = int(env_groups)
         self.save_hyperparameters()
         self.env_id, self.num_envs, self.num_steps = env_id, num_envs, num_steps
         self.num_minibatches, self.update_epochs, self._seed = num_minibatches, update_epochs, seed
         self.backend, self.vectorization = backend, vectorization
+        self.env_groups = env_groups
         self.atari = atari if atari is not None else AtariOptions()
         self.eval_episodes, self.eval_greedy = eval_episodes, eval_greedy
         self.obs_stack = int(obs_stack)
@@ -168,6 +176,7 @@ class RolloutDataModule(L.LightningDataModule):
             vectorization=self.vectorization,
             evaluation=evaluation,
             obs_stack=self.obs_stack,
+            env_groups=1 if evaluation else self.env_groups,
         )
 
     def setup(self, stage: str) -> None:

@@ -12,6 +12,7 @@ life loss, which shortens every game to one life.
 
 from __future__ import annotations
 
+import os
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -188,7 +189,16 @@ class AleVectorProtocol(VectorWrapper):
         return obs, info
 
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        self.send(actions)
+        return self.recv()
+
+    def send(self, actions: np.ndarray) -> None:
+        """Start stepping every env with ``actions`` ``[N]`` on ale-py's threads; returns at once."""
+        self.env.unwrapped.send(np.asarray(actions))
+
+    def recv(self) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Wait for the step started by :meth:`send`; the results of ``step``."""
+        obs, rewards, terminated, truncated, info = self.env.unwrapped.recv()
         rewards = rewards.astype(np.float64)
         self._returns += rewards
         self._lengths += 1
@@ -209,8 +219,25 @@ class AleVectorProtocol(VectorWrapper):
         return obs, rewards.astype(np.float32), terminated, truncated, info
 
 
-def make_ale_vector_env(game: str, num_envs: int, options: AtariOptions, num_threads: int = 0) -> VectorEnv:
-    """``num_envs`` Atari games stepped by ale-py's C++ thread pool, with the protocol of ``options``."""
+def make_ale_vector_env(
+    game: str, num_envs: int, options: AtariOptions, num_threads: int = 0, groups: int = 1
+) -> VectorEnv:
+    """``num_envs`` Atari games stepped by ale-py's C++ thread pool, with the protocol of ``options``.
+
+    ``groups > 1`` (and at least as many envs) splits them into that many :class:`EnvGroups` of
+    near-equal size, each with its own threads (``num_threads`` each; 0: the cores divided among the
+    groups), so that the collector can overlap one group's stepping with another's inference.
+    """
+    from lit_rl.envs.groups import EnvGroups
+
+    if groups > 1 and num_envs >= groups:
+        sizes = [len(part) for part in np.array_split(np.arange(num_envs), groups)]
+        threads = num_threads or max(1, (os.cpu_count() or 1) // groups)
+        return EnvGroups([_ale_group(game, n, options, threads) for n in sizes])
+    return _ale_group(game, num_envs, options, num_threads)
+
+
+def _ale_group(game: str, num_envs: int, options: AtariOptions, num_threads: int) -> AleVectorProtocol:
     from ale_py.vector_env import AtariVectorEnv
 
     env = AtariVectorEnv(

@@ -61,6 +61,7 @@ def make_vector_env(
     vectorization: Vectorization = "sync",
     evaluation: bool = False,
     obs_stack: int = 1,
+    env_groups: int = 1,
 ) -> VectorEnv:
     """Build and reset-ready ``num_envs`` copies of ``env_id``.
 
@@ -78,6 +79,9 @@ def make_vector_env(
         obs_stack: Observe the last ``obs_stack`` observations of a non-Atari env, stacked on a new
             leading axis (see :func:`lit_rl.envs.classic.stack_observations`); Atari games stack
             frames with ``atari.frame_stack`` instead.
+        env_groups: ``ale_vector`` only: step the envs as this many :class:`lit_rl.envs.groups.EnvGroups`,
+            which the collector pipelines (one group steps while the policy acts for another); other
+            backends ignore it.
 
     Returns:
         A gymnasium ``VectorEnv`` in ``SAME_STEP`` autoreset mode. Seed it with its first
@@ -105,7 +109,7 @@ def make_vector_env(
         # auto: the C++ vector env, except for Montezuma's Revenge, whose rooms (RAM) only the
         # gymnasium backend exposes.
         if backend == "ale_vector" or (backend == "auto" and not tracks_rooms(env_id)):
-            return make_ale_vector_env(game, num_envs, options)
+            return make_ale_vector_env(game, num_envs, options, groups=env_groups)
         env_fns = [lambda: make_atari_env(env_id, options) for _ in range(num_envs)]
     if vectorization == "async":
         env_fns = [functools.partial(_in_worker, fn) for fn in env_fns]
