@@ -173,7 +173,7 @@ def test_study_configs_differ_only_in_the_agent() -> None:
     assert (data["num_envs"], data["num_steps"], data["update_epochs"], data["num_minibatches"]) == (16, 128, 3, 8)
     assert (model["clip_coef"], model["ent_coef"], model["gamma"], model["gae_lambda"]) == (0.1, 0.01, 0.99, 0.95)
     assert model["anneal_lr"] and model["anneal_clip"] and not model["clip_vloss"]
-    assert model["optimizer"]["init_args"] == {"lr": 2.5e-4, "eps": 1e-5}
+    assert model["optimizer"]["init_args"] == {"lr": 2.5e-4, "eps": 1e-5, "fused": True}
     assert (reference["evaluation"]["every_n_env_steps"], data["eval_episodes"], data["eval_greedy"]) == (
         200_000,
         5,

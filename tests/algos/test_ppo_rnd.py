@@ -162,7 +162,7 @@ def test_rnd_configs_hold_the_reference_hyperparameters() -> None:
     """Spec §2's values, and configs that differ only where their names say."""
     explore = load("montezuma_vit_explore.yaml")
     model, data = explore["model"], explore["data"]
-    assert model["optimizer"]["init_args"] == {"lr": 0.0001, "eps": 1.0e-05} and model["anneal_lr"]
+    assert model["optimizer"]["init_args"] == {"lr": 0.0001, "eps": 1.0e-05, "fused": True} and model["anneal_lr"]
     assert (model["gamma"], model["gae_lambda"], model["clip_coef"], model["ent_coef"]) == (0.999, 0.95, 0.1, 0.001)
     assert (model["vf_coef"], model["max_grad_norm"]) == (0.5, 0.5)
     rnd = model["intrinsic"]["init_args"]

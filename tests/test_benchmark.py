@@ -1,0 +1,47 @@
+"""The benchmark's arithmetic: every ratio is a median of ratios taken within one repeat."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools import benchmark
+
+
+def test_ratios_pair_systems_within_each_repeat() -> None:
+    # Repeat 2 ran on a slow machine for everyone: per-repeat ratios cancel it, ratios of medians do not.
+    results = {
+        "env_lit_rl": [2000.0, 1000.0, 1900.0],
+        "network_only": [300.0, 150.0, 280.0],
+        "lit_rl": [240.0, 126.0, 238.0],
+        "lit_rl_no_lightning": [250.0, 120.0, 240.0],
+        "plain_pytorch": [160.0, 90.0, 170.0],
+        "sb3": [150.0, 60.0, 140.0],
+        "cpu_ms_per_step_lit_rl": [8.0, 8.2, 8.1],
+        "cpu_ms_per_step_lit_rl_no_lightning": [7.9, 8.2, 7.8],
+    }
+    summary = benchmark.summarise(results)
+    lit = summary["lit_rl"]
+    assert lit["median"] == 238.0 and (lit["min"], lit["max"]) == (126.0, 240.0)
+    assert lit["vs_sb3"] == pytest.approx(sorted([240 / 150, 126 / 60, 238 / 140])[1])
+    assert lit["vs_plain_pytorch"] == pytest.approx(sorted([240 / 160, 126 / 90, 238 / 170])[1])
+    assert lit["of_network_ceiling"] == pytest.approx(sorted([240 / 300, 126 / 150, 238 / 280])[1])
+    # Lightning's share of the time per step: t_lit = 1/240, t_plain = 1/250 -> 1 - 240/250.
+    overheads = [1 - 240 / 250, 1 - 126 / 120, 1 - 238 / 240]
+    assert lit["lightning_overhead_per_repeat"] == pytest.approx(overheads)
+    assert lit["lightning_overhead"] == pytest.approx(sorted(overheads)[1])
+    cpu_overheads = [1 - 7.9 / 8.0, 1 - 8.2 / 8.2, 1 - 7.8 / 8.1]
+    assert lit["lightning_cpu_overhead"] == pytest.approx(sorted(cpu_overheads)[1])
+    assert summary["sb3"]["vs_sb3"] == pytest.approx(1.0)
+    assert "vs_sb3" not in summary["network_only"]
+    table = benchmark.markdown(summary, benchmark.parse_args(["--repeats", "3"]))
+    assert "| PPO: lit_rl (NatureCNN, 32-true) | 238 | 126–240 | 1.70× | 1.40× | 84 % |" in table
+
+
+def test_bad_arguments_are_refused_before_measuring(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--env-id", "CartPole-v1"])
+    assert "CartPole-v1 is not an Atari game" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--rollouts", "0"])
+    args = benchmark.parse_args(["--extractor", "lit_rl.models.extractors.small_cnn.SmallCNN"])
+    assert args.only == ["lit_rl", "lit_rl_no_lightning"]  # the peers have no small CNN
