@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "precision_learning.md").write_text(table + "\n")
-    (args.out / "precision_learning.json").write_text(json.dumps({"args": sys_args(args, extra), "runs": runs}, indent=2))
+    (args.out / "precision_learning.json").write_text(
+        json.dumps({"args": sys_args(args, extra), "runs": runs}, indent=2)
+    )
 
 
 def sys_args(args: argparse.Namespace, extra: list[str]) -> dict:
