@@ -294,7 +294,7 @@ def lit_rl_no_lightning(args: argparse.Namespace) -> float:
 
 
 def plain_pytorch(args: argparse.Namespace) -> float:
-    return plain_ppo.run(args.env_id, rollouts=args.rollouts, seed=SEED)
+    return plain_ppo.train(args.env_id, rollouts=args.rollouts, seed=SEED)[0]
 
 
 def import_sb3() -> tuple:

@@ -311,7 +311,9 @@ def train(
     update_epochs: int = 4,
     device: str = "cpu",
 ) -> tuple[float, list[dict[str, float]]]:
-    """:func:`run`, also returning the statistics of every update (warm-up included)."""
+    """Train for 1 warm-up rollout + ``rollouts`` timed rollouts. Returns the env steps/s of the timed ones
+    (wall time from the start of the second rollout to the end of the last update) and the statistics of
+    every update (warm-up included)."""
     if rollouts < 1:
         raise ValueError(f"plain_ppo: rollouts must be >= 1, got {rollouts}")
     seed_everything(seed)
@@ -341,32 +343,6 @@ def train(
     return rollouts * num_envs * num_steps / elapsed, history
 
 
-def run(
-    env_id: str,
-    *,
-    rollouts: int,
-    seed: int = 1,
-    num_envs: int = 8,
-    num_steps: int = 128,
-    num_minibatches: int = 4,
-    update_epochs: int = 4,
-    device: str = "cpu",
-) -> float:
-    """Train for 1 warm-up rollout + `rollouts` timed rollouts; return env steps/s of the timed ones
-    (wall time from the start of the second rollout to the end of the last update)."""
-    steps_per_second, _ = train(
-        env_id,
-        rollouts=rollouts,
-        seed=seed,
-        num_envs=num_envs,
-        num_steps=num_steps,
-        num_minibatches=num_minibatches,
-        update_epochs=update_epochs,
-        device=device,
-    )
-    return steps_per_second
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-id", default="BreakoutNoFrameskip-v4")
@@ -377,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    sps = run(args.env_id, rollouts=args.rollouts, seed=args.seed, device=args.device)
+    sps, _ = train(args.env_id, rollouts=args.rollouts, seed=args.seed, device=args.device)
     print(f"{args.env_id}: {sps:.1f} env steps/s ({args.rollouts} timed rollouts, {torch.get_num_threads()} threads)")
 
 
