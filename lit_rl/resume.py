@@ -130,6 +130,13 @@ def check_compatible(
             f"checkpoint '{path}' was trained on observations of shape {tuple(saved_spec['obs_shape'])}, {env_id} "
             f"gives {tuple(spec.obs_shape)}: check data.atari.frame_stack, data.obs_stack and data.env_id"
         )
+    saved_norm, norm = bool(hparams.get("normalize_obs", False)), bool(model.hparams.get("normalize_obs", False))
+    if saved_norm != norm:
+        raise ConfigError(
+            f"checkpoint '{path}' was trained with model.normalize_obs={str(saved_norm).lower()}, this run has "
+            f"model.normalize_obs={str(norm).lower()}: its policy expects {'normalised' if saved_norm else 'raw'} "
+            f"observations; resume with model.normalize_obs={str(saved_norm).lower()}"
+        )
     saved, current = checkpoint["state_dict"], model.state_dict()
     problems = [
         f"{k} has shape {list(saved[k].shape)} in the checkpoint and {list(v.shape)} here"

@@ -25,7 +25,6 @@ from torchmetrics import MeanMetric
 
 from lit_rl.algos.gae import compute_gae
 from lit_rl.algos.ppo_loss import PPOLossOutput, ppo_loss
-from lit_rl.algos.running_stats import ReduceSum
 from lit_rl.data.collector import EpisodeStats
 from lit_rl.data.rollout import Rollout
 from lit_rl.errors import ConfigError, NonFiniteError
@@ -34,6 +33,7 @@ from lit_rl.models.actor_critic import ActorCritic, HeadStyle
 from lit_rl.models.extractors.base import ExtractorFactory
 from lit_rl.models.extractors.mlp import MLP
 from lit_rl.models.intrinsic.rnd import RND, RNDFactory
+from lit_rl.models.running_stats import ReduceSum
 from lit_rl.specs import EnvSpec
 
 # Per-update sums are kept in this order: the loss terms, then the pre-clip gradient norm (the terms
@@ -145,6 +145,11 @@ class PPO(L.LightningModule):
             last checkpoint stays the last good one. ``skip``: drop that minibatch's update, warn once
             per rollout and count the drops in ``diag/skipped_updates``. Non-finite parameters or
             buffers at the end of an update always stop the run, and are never written to a checkpoint.
+        normalize_obs: Normalise float observations with running statistics (SB3's ``VecNormalize``
+            observation filter; :class:`lit_rl.models.running_stats.ObservationNormalizer`), a module of
+            the policy, so evaluation and checkpoints use exactly what training used. The statistics
+            are updated once per rollout after its update, from training rollouts only (of every rank).
+        obs_clip: Bound of the normalised observations (SB3's ``clip_obs``).
     """
 
     def __init__(
@@ -171,6 +176,8 @@ class PPO(L.LightningModule):
         intrinsic: RNDFactory | None = None,
         dropout_in_update: bool = False,
         nonfinite: Literal["stop", "skip"] = "stop",
+        normalize_obs: bool = False,
+        obs_clip: PositiveFloat = 10.0,
     ) -> None:
         super().__init__()
         if total_env_steps <= 0:
@@ -185,7 +192,13 @@ class PPO(L.LightningModule):
             env_spec = EnvSpec(**env_spec)
         spec = env_spec
         env_spec = dataclasses.asdict(spec)
-        total_env_steps, clip_coef = int(total_env_steps), float(clip_coef)
+        if normalize_obs and spec.obs_dtype == "uint8":
+            raise ConfigError(
+                f"model.normalize_obs=true with uint8 image observations of shape {tuple(spec.obs_shape)}; "
+                "observation normalisation is for float observations (images are scaled to [0, 1] already): "
+                "set model.normalize_obs=false"
+            )
+        total_env_steps, clip_coef, obs_clip = int(total_env_steps), float(clip_coef), float(obs_clip)
         max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         target_kl = None if target_kl is None else float(target_kl)
         self.save_hyperparameters()
@@ -199,7 +212,10 @@ class PPO(L.LightningModule):
             channels_last=channels_last,
             heads=heads,
             intrinsic_value=intrinsic is not None,
+            normalize_obs=normalize_obs,
+            obs_clip=obs_clip,
         )
+        self._obs_to_normalize: Tensor | None = None  # this rollout's observations, added after its update
         self.intrinsic: RND | None = None if intrinsic is None else intrinsic(spec.obs_shape, spec.num_envs)
         # Each rank's per-env intrinsic return is its own: DDP must not overwrite it with rank 0's.
         self._ddp_params_and_buffers_to_ignore = ["intrinsic.int_return"]
@@ -311,6 +327,8 @@ class PPO(L.LightningModule):
         )
         self.env_steps += rollout.num_transitions * self.trainer.world_size
         self.explained_var = explained_variance(rollout.values, returns)
+        if self.policy.obs_norm is not None:
+            self._obs_to_normalize = rollout.obs
         if self.intrinsic is None:
             return dataclasses.replace(rollout, advantages=advantages, returns=returns)
         int_advantages, int_returns, self._rollout_metrics = intrinsic_advantages(
@@ -535,6 +553,12 @@ class PPO(L.LightningModule):
         # Lightning runs callbacks' epoch-end hooks (evaluation, checkpoints) before the module's,
         # so steps/s is measured to the end of the last minibatch: collection + update only.
         self._update_end = time.perf_counter()
+        last = self._stop_update or batch_idx == self.trainer.num_training_batches - 1
+        if last and self._obs_to_normalize is not None:
+            # After the update's last minibatch, before evaluation and checkpoints (epoch-end hooks):
+            # the checkpoint holds the statistics the next rollout acts with, so a resume is exact.
+            self.policy.obs_norm.update(self._obs_to_normalize.flatten(0, 1), self._reduce_sum)
+            self._obs_to_normalize = None
 
     def on_train_epoch_end(self) -> None:
         self.check_finite_state()

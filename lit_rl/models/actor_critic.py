@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from lit_rl.errors import ConfigError
 from lit_rl.models.extractors.base import ExtractorFactory, FeatureExtractor, MemoryExtractor, StreamExtractor, Streams
 from lit_rl.models.init import ACTOR_GAIN, CRITIC_GAIN, orthogonal_init_
+from lit_rl.models.running_stats import ObservationNormalizer
 
 HeadStyle = Literal["linear", "rnd"]
 
@@ -64,6 +65,9 @@ class ActorCritic(nn.Module):
             Linear(D→A)`` (gains 0.01), values ``critic(extra(z) + z)`` with the shared
             ``extra_layer = Linear(D→D) → ReLU`` (gain 0.1) and critics of gain 0.01.
         intrinsic_value: Add the intrinsic value head ``int_critic_head`` (RND).
+        normalize_obs: Normalise float observations by running statistics (:class:`ObservationNormalizer`,
+            ``obs_norm``); the owner updates them with ``obs_norm.update``.
+        obs_clip: Bound of the normalised observations.
 
     Value heads are named by the stream they read: a :class:`StreamExtractor` (the explorative ViT)
     routes ``exploit`` to the extrinsic head, ``explore`` to the intrinsic one and ``policy`` to the
@@ -71,7 +75,9 @@ class ActorCritic(nn.Module):
 
     With a :class:`MemoryExtractor` (``recurrent``), every method also takes the memory before the
     step and the ``episode_start`` flags; :meth:`act` returns the memory after the step and
-    :meth:`evaluate` runs whole sequences ``[T, B, ...]``.
+    :meth:`evaluate` runs whole sequences ``[T, B, ...]``. With ``shared_extractor=False`` the actor and
+    the critic each have their own memory (sb3-contrib's ``enable_critic_lstm``), carried as one tensor
+    ``[B, 2, *memory_shape]`` (actor's, critic's).
     """
 
     def __init__(
@@ -84,16 +90,14 @@ class ActorCritic(nn.Module):
         channels_last: bool = True,
         heads: HeadStyle = "linear",
         intrinsic_value: bool = False,
+        normalize_obs: bool = False,
+        obs_clip: float = 10.0,
     ) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
+        self.obs_norm = ObservationNormalizer(self.obs_shape, obs_clip) if normalize_obs else None
         self.extractor = extractor(self.obs_shape)
         self.recurrent = isinstance(self.extractor, MemoryExtractor)
-        if self.recurrent and not shared_extractor:
-            raise ConfigError(
-                f"shared_extractor=False with the memory extractor {type(self.extractor).__name__}; "
-                "memory extractors need shared_extractor=True (one memory per env)"
-            )
         if heads not in ("linear", "rnd"):
             raise ConfigError(f"heads={heads!r}; expected 'linear' or 'rnd'")
         self.critic_extractor = None if shared_extractor else extractor(self.obs_shape)
@@ -123,10 +127,14 @@ class ActorCritic(nn.Module):
         """Memory before the first step of ``batch_size`` envs (``None`` without memory)."""
         if not self.recurrent:
             return None
-        return self.extractor.initial_memory(batch_size, device=self.critic_head.weight.device)
+        device = self.critic_head.weight.device
+        memory = self.extractor.initial_memory(batch_size, device=device)
+        if self.critic_extractor is None:
+            return memory
+        return torch.stack([memory, self.critic_extractor.initial_memory(batch_size, device=device)], dim=1)
 
     def preprocess(self, obs: Tensor, lead: int = 1) -> Tensor:
-        """uint8 images to floats in [0, 1]; float observations pass through.
+        """uint8 images to floats in [0, 1]; float observations pass through, normalised with ``normalize_obs``.
 
         Shapes: ``obs``: ``[*lead_dims, *obs_shape]`` with ``lead`` leading dims (``B`` or ``T, B``).
         """
@@ -134,7 +142,8 @@ class ActorCritic(nn.Module):
             raise ValueError(f"observations of shape {tuple(obs.shape[lead:])}, policy built for {self.obs_shape}")
         layout = torch.channels_last if self.channels_last and lead == 1 else torch.contiguous_format
         if obs.dtype != torch.uint8:
-            return obs.float().contiguous(memory_format=layout)
+            x = obs.float() if self.obs_norm is None else self.obs_norm(obs.float())
+            return x.contiguous(memory_format=layout)
         # One pass converts dtype and layout, then an in-place scale (~25 % faster than two copies).
         x = torch.empty(obs.shape, dtype=torch.float32, device=obs.device, memory_format=layout)
         return x.copy_(obs).mul_(1.0 / 255.0)
@@ -192,9 +201,16 @@ class ActorCritic(nn.Module):
 
         Shapes: obs ``[T, B, *obs_shape]``, memory ``[B, *memory_shape]``, episode_start ``[T, B]``.
         """
-        features, memory = self.extractor(self.preprocess(obs, lead=2), memory, episode_start)
-        streams = Streams(policy=features, exploit=features, explore=features)
-        return *self._heads(streams, streams), memory
+        x = self.preprocess(obs, lead=2)
+        if self.critic_extractor is None:
+            features, memory = self.extractor(x, memory, episode_start)
+            streams = Streams(policy=features, exploit=features, explore=features)
+            return *self._heads(streams, streams), memory
+        actor_memory, critic_memory = memory.unbind(1)
+        features, actor_memory = self.extractor(x, actor_memory, episode_start)
+        critic_features, critic_memory = self.critic_extractor(x, critic_memory, episode_start)
+        streams = Streams(policy=features, exploit=critic_features, explore=critic_features)
+        return *self._heads(streams, streams), torch.stack([actor_memory, critic_memory], dim=1)
 
     @torch.no_grad()
     def act(

@@ -97,10 +97,12 @@ def test_sequence_minibatches_keep_chunks_whole_and_cover_each_epoch_once() -> N
         RolloutDataModule("CartPole-v1", num_envs=2, num_steps=5, num_minibatches=10).check_sequence_minibatches(2)
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "separate_critic_memory"])
 @pytest.mark.parametrize("extractor", ["gtrxl", "lstm"])
-def test_recurrent_training_reproduces_what_the_policy_did_while_acting(extractor: str) -> None:
+def test_recurrent_training_reproduces_what_the_policy_did_while_acting(extractor: str, shared: bool) -> None:
     """Chunks replayed from their recorded memory give the collected log-probs and values (PPO's ratio
-    is exactly 1 before the first update), across rollouts, episode ends and truncations."""
+    is exactly 1 before the first update), across rollouts, episode ends and truncations; also with a
+    critic that has its own memory."""
     from lit_rl.models.extractors.gtrxl import GTrXL
     from lit_rl.models.extractors.lstm import LSTM
 
@@ -109,11 +111,11 @@ def test_recurrent_training_reproduces_what_the_policy_did_while_acting(extracto
         "lstm": lambda shape: LSTM(shape, input_layers=(16,), hidden_size=16, seq_len=5),
     }[extractor]
     env = make_vector_env("lit_rl/StatelessCartPole-v1", num_envs=3)
-    policy = ActorCritic((2,), 2, factory)
+    policy = ActorCritic((2,), 2, factory, shared_extractor=shared)
     collector = RolloutCollector(env, num_steps=23, seed=0, device=torch.device("cpu"))
     collector.collect(policy)  # the second rollout starts mid-episode with carried memory
     rollout, _ = collector.collect(policy)
-    assert rollout.memory.shape == (5, 3, *policy.extractor.memory_shape)
+    assert rollout.memory.shape == (5, 3, *(() if shared else (2,)), *policy.extractor.memory_shape)
     assert rollout.episode_starts[1:].any(), "the test needs episodes that end inside the rollout"
     seq = rollout.to_sequences(5)
     log_probs, _, values, _ = policy.evaluate(

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 
-from lit_rl.algos.running_stats import ReduceSum, RunningMeanStd, discounted_returns
 from lit_rl.errors import ConfigError
 from lit_rl.models.init import TRUNK_GAIN, orthogonal_init_
+from lit_rl.models.running_stats import ReduceSum, RunningMeanStd, discounted_returns
 
 
 def rnd_rewards(predicted: Tensor, target: Tensor) -> Tensor:

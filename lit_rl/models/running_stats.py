@@ -94,3 +94,37 @@ def discounted_returns(rewards: Tensor, carry: Tensor, gamma: float) -> tuple[Te
         running = gamma * running + rewards[t]
         returns[t] = running
     return returns, running
+
+
+class ObservationNormalizer(nn.Module):
+    """``clip((x - μ) / sqrt(σ² + eps), -clip, clip)``, with ``μ, σ²`` running moments of training observations.
+
+    The observation filter of SB3's ``VecNormalize`` (``clip_obs = 10``, ``epsilon = 1e-8``) and RLlib's
+    ``MeanStdFilter``, as a module of the policy: evaluation, ``lit-rl validate`` and every tool that
+    runs the policy see exactly what training saw, and checkpoints carry the statistics. Unlike those
+    filters the statistics are not updated at every step but once per rollout, after the update, with
+    the rollout's observations (:meth:`update`): the observations an update learns from are normalised
+    as they were when the policy acted on them, so PPO's ratio starts at exactly 1. Before the first
+    update (mean 0, variance 1) it is the identity up to the clip.
+
+    Args:
+        shape: Shape of one observation.
+        clip: Bound of the normalised values.
+        eps: Added to the variance.
+    """
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.stats = RunningMeanStd(tuple(shape))
+        self.clip, self.eps = float(clip), float(eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalise float observations ``[..., *shape]``."""
+        mean = self.stats.mean.to(x.dtype)
+        inv_std = (self.stats.var + self.eps).rsqrt().to(x.dtype)
+        return ((x - mean) * inv_std).clamp(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def update(self, x: Tensor, reduce_sum: ReduceSum | None = None) -> None:
+        """Add the observations ``x`` ``[M, *shape]`` (of every process, with ``reduce_sum``)."""
+        self.stats.update(x, reduce_sum)

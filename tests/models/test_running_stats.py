@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.testing import assert_close
 
-from lit_rl.algos.running_stats import RunningMeanStd, batch_moments, discounted_returns
+from lit_rl.models.running_stats import RunningMeanStd, batch_moments, discounted_returns
 
 
 def test_streamed_statistics_equal_those_of_all_samples_with_the_pseudo_count() -> None:
