@@ -23,8 +23,8 @@ STATELESS_CARTPOLE_HIGH = np.array([4.8, 0.4189], dtype=np.float32)
 class StatelessCartPoleEnv(CartPoleEnv):
     """CartPole-v1 observing ``[x, θ]`` only (cart position, pole angle).
 
-    Register with :func:`register_envs` and make as ``gym.make("lit_rl/StatelessCartPole-v1")``
-    (``TimeLimit`` of 500 steps, a truncation).
+    Registered by ``import lit_rl``: ``gym.make("lit_rl/StatelessCartPole-v1")`` (``TimeLimit`` of
+    500 steps, a truncation).
     """
 
     def __init__(self, render_mode: str | None = None) -> None:
@@ -45,7 +45,9 @@ class StatelessCartPoleEnv(CartPoleEnv):
 
 
 def register_envs() -> None:
-    """Register lit_rl's env ids with gymnasium (idempotent)."""
+    """Register lit_rl's env ids with gymnasium (idempotent; ``import lit_rl`` calls it)."""
+    from lit_rl.envs.cue import CUE_MEMORY_ID, CueMemoryEnv
+
     if STATELESS_CARTPOLE_ID not in gym.registry:
         gym.register(
             id=STATELESS_CARTPOLE_ID,
@@ -53,6 +55,8 @@ def register_envs() -> None:
             max_episode_steps=500,
             reward_threshold=475.0,
         )
+    if CUE_MEMORY_ID not in gym.registry:
+        gym.register(id=CUE_MEMORY_ID, entry_point=CueMemoryEnv)
 
 
 def stack_observations(env: gym.Env, num_stack: int) -> gym.Env:
