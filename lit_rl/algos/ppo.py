@@ -150,6 +150,9 @@ class PPO(L.LightningModule):
             the policy, so evaluation and checkpoints use exactly what training used. The statistics
             are updated once per rollout after its update, from training rollouts only (of every rank).
         obs_clip: Bound of the normalised observations (SB3's ``clip_obs``).
+        head_layers: Hidden widths of the MLPs in front of the actor and the critic head (SB3's
+            ``net_arch=dict(pi=..., vf=...)``); empty: linear heads on the features (cleanrl).
+        head_activation: Their activation, ``relu`` or ``tanh``.
     """
 
     def __init__(
@@ -178,6 +181,8 @@ class PPO(L.LightningModule):
         nonfinite: Literal["stop", "skip"] = "stop",
         normalize_obs: bool = False,
         obs_clip: PositiveFloat = 10.0,
+        head_layers: tuple[int, ...] = (),
+        head_activation: Literal["tanh", "relu"] = "relu",
     ) -> None:
         super().__init__()
         if total_env_steps <= 0:
@@ -199,6 +204,7 @@ class PPO(L.LightningModule):
                 "set model.normalize_obs=false"
             )
         total_env_steps, clip_coef, obs_clip = int(total_env_steps), float(clip_coef), float(obs_clip)
+        head_layers = [int(w) for w in head_layers]
         max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         target_kl = None if target_kl is None else float(target_kl)
         self.save_hyperparameters()
@@ -214,6 +220,8 @@ class PPO(L.LightningModule):
             intrinsic_value=intrinsic is not None,
             normalize_obs=normalize_obs,
             obs_clip=obs_clip,
+            head_layers=tuple(int(w) for w in head_layers),
+            head_activation=head_activation,
         )
         self._obs_to_normalize: Tensor | None = None  # this rollout's observations, added after its update
         self.intrinsic: RND | None = None if intrinsic is None else intrinsic(spec.obs_shape, spec.num_envs)

@@ -262,9 +262,14 @@ class RolloutDataModule(L.LightningDataModule):
                 yield flat[perm[start : start + size]]
 
     def check_sequence_minibatches(self, seq_len: int | None) -> None:
-        """Raise :class:`ConfigError` if ``num_minibatches`` exceeds the chunks of a rollout."""
+        """Raise :class:`ConfigError` if ``seq_len`` exceeds a rollout or ``num_minibatches`` its chunks."""
         if seq_len is None:
             return
+        if seq_len > self.num_steps:
+            raise ConfigError(
+                f"model.extractor.init_args.seq_len={seq_len} is longer than a rollout "
+                f"(data.num_steps={self.num_steps}); use seq_len <= {self.num_steps} or more data.num_steps"
+            )
         chunks = -(-self.num_steps // seq_len) * self.num_envs
         if self.num_minibatches > chunks:
             raise ConfigError(

@@ -43,7 +43,7 @@ class _Logits(nn.Module):
         self.policy = policy
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.policy.actor_head(self.policy._streams(self.policy.extractor, x).policy)
+        return self.policy.logits(self.policy._streams(self.policy.extractor, x).policy)
 
 
 def grad_cam(policy: ActorCritic, obs: Tensor, layer: str | None = None) -> Tensor:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from lit_rl.errors import ConfigError
 from lit_rl.models.extractors.base import ExtractorFactory, FeatureExtractor, MemoryExtractor, StreamExtractor, Streams
-from lit_rl.models.init import ACTOR_GAIN, CRITIC_GAIN, orthogonal_init_
+from lit_rl.models.init import ACTOR_GAIN, CRITIC_GAIN, TRUNK_GAIN, orthogonal_init_
 from lit_rl.models.running_stats import ObservationNormalizer
 
 HeadStyle = Literal["linear", "rnd"]
@@ -35,6 +35,18 @@ class PolicyOutput:
     value: Tensor
     memory: Tensor | None = None
     int_value: Tensor | None = None
+
+
+def head_mlp(dim: int, widths: tuple[int, ...], activation: str) -> tuple[nn.Module, int]:
+    """``Linear → activation`` per width (orthogonal, gain √2), or ``nn.Identity``; returns it and its output width."""
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [
+            orthogonal_init_(nn.Linear(dim, int(width)), TRUNK_GAIN),
+            nn.ReLU() if activation == "relu" else nn.Tanh(),
+        ]
+        dim = int(width)
+    return (nn.Sequential(*layers) if layers else nn.Identity()), dim
 
 
 def categorical_log_prob(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -65,6 +77,10 @@ class ActorCritic(nn.Module):
             Linear(D→A)`` (gains 0.01), values ``critic(extra(z) + z)`` with the shared
             ``extra_layer = Linear(D→D) → ReLU`` (gain 0.1) and critics of gain 0.01.
         intrinsic_value: Add the intrinsic value head ``int_critic_head`` (RND).
+        head_layers: Hidden widths of an MLP in front of the actor head and another in front of the
+            critic head (SB3's ``net_arch=dict(pi=[...], vf=[...])``; gains √2, ``head_activation``);
+            ``()``: the heads read the features directly (cleanrl). Only with ``heads="linear"``.
+        head_activation: Activation of those MLPs.
         normalize_obs: Normalise float observations by running statistics (:class:`ObservationNormalizer`,
             ``obs_norm``); the owner updates them with ``obs_norm.update``.
         obs_clip: Bound of the normalised observations.
@@ -92,6 +108,8 @@ class ActorCritic(nn.Module):
         intrinsic_value: bool = False,
         normalize_obs: bool = False,
         obs_clip: float = 10.0,
+        head_layers: tuple[int, ...] = (),
+        head_activation: Literal["tanh", "relu"] = "relu",
     ) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
@@ -102,9 +120,14 @@ class ActorCritic(nn.Module):
             raise ConfigError(f"heads={heads!r}; expected 'linear' or 'rnd'")
         self.critic_extractor = None if shared_extractor else extractor(self.obs_shape)
         dim = self.extractor.out_dim
+        if head_layers and heads != "linear":
+            raise ConfigError(f"head_layers={list(head_layers)} with heads={heads!r}; head_layers need heads='linear'")
+        self.actor_hidden, _ = head_mlp(dim, tuple(head_layers), head_activation)
+        self.critic_hidden, dim_hidden = head_mlp(dim, tuple(head_layers), head_activation)
         self.extra_layer: nn.Module | None = None
         critic_gain = CRITIC_GAIN
         if heads == "linear":
+            dim = dim_hidden
             self.actor_head = orthogonal_init_(nn.Linear(dim, num_actions), ACTOR_GAIN)
         else:
             self.actor_head = orthogonal_init_(
@@ -159,14 +182,19 @@ class ActorCritic(nn.Module):
         return logits, values
 
     def _value(self, head: nn.Module, z: Tensor) -> Tensor:
+        z = self.critic_hidden(z)
         if self.extra_layer is not None:
             z = self.extra_layer(z) + z
         return head(z).squeeze(-1).float()
 
+    def logits(self, features: Tensor) -> Tensor:
+        """Action logits of the actor's features."""
+        return self.actor_head(self.actor_hidden(features))
+
     def _heads(self, streams: Streams, critic: Streams) -> tuple[Tensor, Tensor, Tensor | None]:
         """Logits, extrinsic values and intrinsic values (or ``None``) of routed features."""
         int_values = None if self.int_critic_head is None else self._value(self.int_critic_head, critic.explore)
-        return self.actor_head(streams.policy), self._value(self.critic_head, critic.exploit), int_values
+        return self.logits(streams.policy), self._value(self.critic_head, critic.exploit), int_values
 
     @staticmethod
     def _streams(extractor: FeatureExtractor, x: Tensor) -> Streams:

@@ -26,6 +26,7 @@ from einops import rearrange
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
+from lit_rl.errors import ConfigError
 from lit_rl.models.extractors.base import MemoryExtractor, check_sequence_inputs
 from lit_rl.models.extractors.mlp import encoder
 
@@ -165,6 +166,9 @@ class GTrXL(MemoryExtractor):
         gate_bias: PositiveFloat = 2.0,
     ) -> None:
         super().__init__(obs_shape)
+        for name, value in (("memory_length", memory_length), ("seq_len", seq_len)):
+            if int(value) < 1:
+                raise ConfigError(f"GTrXL {name}={value}; expected a positive number of steps")
         self.seq_len, self.memory_length = int(seq_len), int(memory_length)
         self.memory_shape = (int(num_units), self.memory_length, int(dim))
         self.encoder, in_dim = encoder(self.obs_shape, tuple(input_layers), activation)

@@ -32,6 +32,9 @@ class LSTM(MemoryExtractor):
             so without it the LSTM's outputs start around 1e-3 and the policy head barely moves
             (measured here: entropy stayed at its maximum for 125k steps on StatelessCartPole);
             GTrXL gets the same effect from the LayerNorm in front of its attention.
+        forget_bias: Initial bias of the forget gates (the other biases start at 0). cleanrl uses 0
+            (forget gates start half open, so a cue fades as 0.5^t); 1.0 is Jozefowicz et al. (2015)'s
+            advice for remembering over longer gaps.
 
     Memory: ``[B, 2, num_layers, hidden_size]``, the hidden and cell states.
     """
@@ -46,6 +49,7 @@ class LSTM(MemoryExtractor):
         num_layers: PositiveInt = 1,
         seq_len: PositiveInt = 16,
         input_norm: bool = True,
+        forget_bias: float = 0.0,
     ) -> None:
         super().__init__(obs_shape)
         self.seq_len = int(seq_len)
@@ -56,6 +60,8 @@ class LSTM(MemoryExtractor):
         for name, param in self.lstm.named_parameters():
             if name.startswith("bias"):
                 nn.init.zeros_(param)
+                if name.startswith("bias_ih"):  # gates in PyTorch's order: input, forget, cell, output
+                    param.data[hidden_size : 2 * hidden_size] = float(forget_bias)
             else:
                 nn.init.orthogonal_(param, 1.0)
         self._measure_out_dim()
