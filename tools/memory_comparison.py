@@ -32,47 +32,72 @@ from lit_rl.analysis.curves import CurveBand, bootstrap_band, load_evaluations
 from lit_rl.analysis.plots import pyplot_or_none
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "memory"
-AGENTS = ("cartpole_mlp", "stateless_mlp", "stateless_stack4_mlp", "stateless_lstm", "stateless_gtrxl")
+SB3 = "sb3_recurrent_ppo"  # the anchor: tools/sb3_recurrent_ppo.py (sb3-contrib, RL Zoo's settings)
+AGENTS = ("cartpole_mlp", "stateless_mlp", "stateless_stack4_mlp", "stateless_lstm", "stateless_gtrxl", SB3)
 LABELS = {
     "cartpole_mlp": "full state, MLP",
     "stateless_mlp": "stateless, MLP",
     "stateless_stack4_mlp": "stateless, 4 stacked obs, MLP",
     "stateless_lstm": "stateless, LSTM",
     "stateless_gtrxl": "stateless, GTrXL",
+    SB3: "stateless, sb3-contrib RecurrentPPO (RL Zoo)",
 }
+#: Each agent's budget in env steps unless --steps is given: its config's total_env_steps; RL Zoo's for SB3.
+SB3_STEPS = 100_000
 
 
 def run_dir(out: Path, agent: str, seed: int) -> Path:
     return out / "runs" / agent / f"seed_{seed}"
 
 
-def train(agent: str, seed: int, args: argparse.Namespace) -> tuple[str, int, float]:
-    """One ``lit-rl fit`` subprocess; returns its wall time in seconds (0 if it was already done)."""
-    npz = run_dir(args.out, agent, seed) / "evaluations.npz"
-    if npz.exists() and load_evaluations(npz)[0].max(initial=0) >= args.steps:
-        return agent, seed, 0.0
-    cmd = [
-        sys.executable,
-        "-m",
-        "lit_rl",
-        "fit",
-        "--config",
-        str(CONFIGS / f"{agent}.yaml"),
+def budget(agent: str, args: argparse.Namespace) -> int:
+    """Env steps of ``agent``'s runs: ``--steps``, else its config's ``total_env_steps`` (RL Zoo's for SB3)."""
+    if args.steps is not None:
+        return args.steps
+    if agent == SB3:
+        return SB3_STEPS
+    import yaml
+
+    return int(yaml.safe_load((CONFIGS / f"{agent}.yaml").read_text())["model"]["total_env_steps"])
+
+
+def command(agent: str, seed: int, args: argparse.Namespace) -> list[str]:
+    if agent == SB3:
+        script = Path(__file__).with_name("sb3_recurrent_ppo.py")
+        return [sys.executable, str(script), f"--seed={seed}", f"--steps={budget(agent, args)}"] + [
+            f"--eval-every={args.eval_every}",
+            f"--eval-episodes={args.eval_episodes}",
+            f"--out={run_dir(args.out, agent, seed)}",
+        ]
+    return [
+        *(sys.executable, "-m", "lit_rl", "fit", "--config", str(CONFIGS / f"{agent}.yaml")),
         f"--seed_everything={seed}",
-        f"--model.total_env_steps={args.steps}",
+        f"--model.total_env_steps={budget(agent, args)}",
         f"--evaluation.every_n_env_steps={args.eval_every}",
+        f"--data.eval_episodes={args.eval_episodes}",
         f"--trainer.logger.init_args.save_dir={args.out / 'runs'}",
         f"--trainer.logger.init_args.name={agent}",
         f"--trainer.logger.init_args.version=seed_{seed}",
         "--trainer.enable_progress_bar=false",
     ]
+
+
+def train(agent: str, seed: int, args: argparse.Namespace) -> tuple[str, int, float]:
+    """One training subprocess; returns its wall time in seconds, also written to ``wall_time_s`` in the
+    run directory (0 if the run was already done)."""
+    directory = run_dir(args.out, agent, seed)
+    npz = directory / "evaluations.npz"
+    if npz.exists() and load_evaluations(npz)[0].max(initial=0) >= budget(agent, args):
+        return agent, seed, 0.0
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     log = args.out / "logs" / f"{agent}_seed_{seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(log, "w") as f:
-        subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
-    return agent, seed, time.perf_counter() - start
+        subprocess.run(command(agent, seed, args), env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+    seconds = time.perf_counter() - start
+    (directory / "wall_time_s").write_text(f"{seconds:.1f}\n")
+    return agent, seed, seconds
 
 
 def first_step_reaching(steps: np.ndarray, returns: np.ndarray, threshold: float) -> float:
@@ -133,9 +158,10 @@ def plot(bands: dict[str, CurveBand], stem: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS), help="configs/memory/<agent>.yaml")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="seeds (networks and envs)")
-    parser.add_argument("--steps", type=int, default=500_000, help="env steps per run")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)), help="seeds (networks and envs)")
+    parser.add_argument("--steps", type=int, default=None, help="env steps per run (default: each config's)")
     parser.add_argument("--eval-every", type=int, default=25_000, help="evaluation period in env steps")
+    parser.add_argument("--eval-episodes", type=int, default=20, help="episodes per evaluation")
     parser.add_argument("--threshold", type=float, default=400.0, help="return for the 'first step reaching' column")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
