@@ -64,7 +64,8 @@ def budget(agent: str, args: argparse.Namespace) -> int:
 def command(agent: str, seed: int, args: argparse.Namespace) -> list[str]:
     if agent == SB3:
         script = Path(__file__).with_name("sb3_recurrent_ppo.py")
-        return [sys.executable, str(script), f"--seed={seed}", f"--steps={budget(agent, args)}"] + [
+        return [
+            *(sys.executable, str(script), f"--seed={seed}", f"--steps={budget(agent, args)}"),
             f"--eval-every={args.eval_every}",
             f"--eval-episodes={args.eval_episodes}",
             f"--out={run_dir(args.out, agent, seed)}",
