@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from pathlib import Path
 
@@ -17,10 +16,7 @@ from lit_rl.models.actor_critic import ActorCritic
 from lit_rl.models.extractors.axial_attention import CWRA, SWA
 from lit_rl.models.extractors.small_cnn import SmallCNN
 from lit_rl.models.extractors.vit import ViTExtractor
-
-STUDY_DATA = Path(
-    os.environ.get("LIT_RL_STUDY_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "self-attention-rl")
-)
+from tests.study_data import study_data_dir
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +80,9 @@ def test_logit_std_by_hand() -> None:
     assert logit_std(policy, obs) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.skipif(not STUDY_DATA.is_dir(), reason=f"the study's observations are not at {STUDY_DATA}")
+@pytest.mark.study_data
 def test_explain_writes_every_grid_for_the_studys_observations(tmp_path: Path) -> None:
-    obs = torch.from_numpy(np.concatenate([np.load(STUDY_DATA / f"Assault_obs_{i}.npy") for i in (1, 2)]))
+    obs = torch.from_numpy(np.concatenate([np.load(study_data_dir() / f"Assault_obs_{i}.npy") for i in (1, 2)]))
     assert obs.shape == (2, 4, 84, 84)
     stds = explain({"NA": agent(), "CWRA": agent(CWRA)}, obs, tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
