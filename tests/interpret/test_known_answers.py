@@ -15,6 +15,7 @@ from lit_rl.models.actor_critic import ActorCritic
 from lit_rl.models.extractors.axial_attention import CWCA, CWRA, CWRCA, SWA
 from lit_rl.models.extractors.base import FeatureExtractor
 from lit_rl.models.extractors.small_cnn import SmallCNN
+from lit_rl.models.extractors.vit import ViTExtractor
 
 SIZE = 84
 
@@ -120,3 +121,35 @@ def test_swa_attention_is_received_by_the_bright_row() -> None:
     assert torch.equal(received[:, 0], received[:, -1])  # constant along each row
     band = received[top : top + 8].mean()
     assert band > 0.5 and torch.cat([received[: top - 8], received[top + 16 :]]).mean() < 0.2
+
+
+def attending_vit(pattern_obs: torch.Tensor, patch: int) -> ActorCritic:
+    """A one-block ViT (12 x 12 patches) whose keys single out patches that look like patch ``patch`` of
+    ``pattern_obs``: the patch embedding maps that pattern to the first feature and empty patches to 0,
+    and the first token's query looks for the first feature."""
+    vit = partial(ViTExtractor, patch_size=12, embed_dim=32, depth=1, num_heads=1, mlp_dim=32, dropout=0.0)
+    policy = ActorCritic((4, SIZE, SIZE), 6, vit).eval()
+    ex = policy.extractor
+    with torch.no_grad():
+        pattern = ex.patch_embed[:2](policy.preprocess(pattern_obs))[0, patch]  # the normalised pixels
+        linear = ex.patch_embed[2]
+        linear.weight.zero_()
+        linear.bias.zero_()
+        linear.weight[0] = pattern / pattern.norm()
+        ex.pos_embed.zero_()
+        for token in (ex.explore_token, ex.exploit_token):
+            token.zero_()
+            token[0, 0, 1] = 1.0
+        qkv = ex.blocks[0].attn.qkv  # [q; k; v] rows, no bias
+        qkv.weight.zero_()
+        qkv.weight[0, 1] = 4.0  # q_0 = 4 x_1: the tokens' query
+        qkv.weight[32:64] = torch.eye(32)  # k = x
+    return policy
+
+
+@pytest.mark.parametrize(("top", "left"), [(36, 48), (0, 72)])
+def test_vit_attention_is_received_by_the_patch_the_query_looks_for(top: int, left: int) -> None:
+    obs = square(3, top, left)
+    patch = (top // 12) * 7 + left // 12
+    received = attention_received(attending_vit(obs, patch), obs)[0]
+    assert_peaks_on(received, top, left)
