@@ -158,8 +158,12 @@ def _human_random_from_csv() -> dict[str, tuple[float, float]]:
 @pytest.mark.study_data
 def test_the_studys_aggregate_points_match_the_readme() -> None:
     """The point estimates of the README's aggregate table (median, IQM, mean, optimality gap of the
-    human-normalised run scores), recomputed with numpy from the pickle; the intervals need rliable's
-    bootstrap (18 minutes) and are not recomputed here."""
+    human-normalised run scores), recomputed with numpy from the pickle, and lit_rl's (normalised
+    matrices, rliable's points) against them; the intervals need rliable's bootstrap (18 minutes) and are
+    not recomputed here."""
+    from lit_rl.analysis.aggregate import aggregate_estimates, normalized_matrix
+
+    scores = load_study_results(study_pickle())
     reference = _reference_table(_raw_study_results())
     human_random = _human_random_from_csv()
     readme = {  # agent: median, IQM, mean, optimality gap (README, "The study's own results through it")
@@ -185,3 +189,8 @@ def test_the_studys_aggregate_points_match_the_readme() -> None:
         gap = float(1.0 - np.minimum(x, 1.0).mean())
         got = (median, iqm, float(x.mean()), gap)
         assert got == pytest.approx(expected, abs=5e-4), (agent, got)
+        matrix = normalized_matrix(scores, agent)
+        np.testing.assert_allclose(matrix, x, rtol=1e-12)
+        points = aggregate_estimates({agent: matrix}, reps=10)[agent]
+        lit = tuple(points[m].point for m in ("median", "iqm", "mean", "optimality_gap"))
+        assert lit == pytest.approx(got, rel=1e-9), agent
