@@ -3,6 +3,7 @@ only rank 0 evaluates while the other waits."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -128,7 +129,14 @@ def test_two_rank_ddp_preemption_stops_both_ranks_and_resumes(tmp_path: Path) ->
         assert time.monotonic() < deadline, "no checkpoint within 180 s"
         time.sleep(0.1)
     os.kill(int((records / "pid1").read_text()), signal.SIGTERM)
-    _, err = proc.communicate(timeout=180)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:  # a rank left waiting for the other: end both, then fail
+        for pid_file in records.glob("pid*"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        proc.kill()
+        pytest.fail("the ranks did not both stop within 180 s of the signal to rank 1")
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     (last,) = tmp_path.rglob("last.ckpt")
     checkpoint = torch.load(last, weights_only=True)
