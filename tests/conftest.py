@@ -8,6 +8,39 @@ import pytest
 import torch
 
 from lit_rl.specs import EnvSpec
+from tests.study_data import ENV_VAR, study_data_dir, study_data_present
+
+STUDY_SKIP = "the study's data is absent"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``study_data`` tests when the study's data is absent (the summary says so, below)."""
+    if study_data_present():
+        return
+    skip = pytest.mark.skip(reason=f"{STUDY_SKIP} ({study_data_dir()})")
+    for item in items:
+        if item.get_closest_marker("study_data"):
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """One line on the study-data tests: how many ran on the study's data, or that it was absent."""
+    stats = terminalreporter.stats
+    reports = [r for key in ("passed", "failed", "skipped", "error") for r in stats.get(key, [])]
+    study = [r for r in reports if getattr(r, "when", "") in ("call", "setup") and "study_data" in r.keywords]
+    if not study:
+        return
+    skipped = [r for r in study if r.skipped]
+    if skipped:
+        terminalreporter.write_line(
+            f"study data: NOT FOUND at {study_data_dir()}; {len(skipped)} tests of the study's published numbers "
+            f"were skipped (put the data at ../shared/data/self-attention-rl or set {ENV_VAR})",
+            yellow=True,
+            bold=True,
+        )
+    else:
+        ran = len({r.nodeid for r in study})
+        terminalreporter.write_line(f"study data: {ran} tests read the study's data at {study_data_dir()}")
 
 
 @pytest.fixture(autouse=True)

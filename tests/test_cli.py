@@ -89,7 +89,21 @@ def no_env_builds(monkeypatch: pytest.MonkeyPatch) -> None:
 
 BAD_INPUTS = [
     (["--data.env_id=CartPol-v1"], "unknown env id 'CartPol-v1': did you mean 'CartPole-v1'"),
-    (["--model.extractor=lit_rl.models.extractors.nope.Nope"], "lit_rl.models.extractors.nope.Nope"),
+    (
+        ["--model.extractor=lit_rl.models.extractors.mlp.MLPP"],
+        "lit-rl: error: model.extractor=lit_rl.models.extractors.mlp.MLPP cannot be imported (module "
+        "'lit_rl.models.extractors.mlp' has no attribute 'MLPP'); did you mean lit_rl.models.extractors.mlp.MLP, ",
+    ),
+    (
+        ["--model.extractor=lit_rl.models.extractors.vit.VitExtractor"],
+        "(module 'lit_rl.models.extractors.vit' has no attribute 'VitExtractor'); did you mean "
+        "lit_rl.models.extractors.vit.ViTExtractor, ",  # the closest name first
+    ),
+    (
+        ["--model.extractor=lit_rl.models.extractors.nope.Nope"],
+        "lit-rl: error: model.extractor=lit_rl.models.extractors.nope.Nope cannot be imported (module "
+        "'lit_rl.models.extractors' has no attribute 'nope'); did you mean lit_rl.models.extractors.mlp.MLP, ",
+    ),
     (["--data.num_minibatches=3"], "data.num_minibatches=3 does not divide the rollout of num_envs * num_steps = 256"),
     (["--model.total_env_steps=0"], "model.total_env_steps"),
     (["--model.total_env_steps=-5"], "-5"),

@@ -3,6 +3,7 @@ only rank 0 evaluates while the other waits."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -82,29 +83,68 @@ def test_two_rank_rnd_statistics_count_the_frames_of_both_ranks(tmp_path: Path) 
     assert int(state["env_steps"]) == 1024
 
 
+RECORD_RANKS = """
+import os, sys
+from pathlib import Path
+from lit_rl.callbacks.preemption import Preemption
+from lit_rl.cli import main
+
+out = Path(os.environ["RANK_RECORDS"])
+start, end = Preemption.on_train_start, Preemption.on_train_end
+
+def record_pid(self, trainer, pl_module):
+    start(self, trainer, pl_module)  # the handlers are installed: a signal now is taken
+    (out / f"pid{trainer.global_rank}").write_text(str(os.getpid()))
+
+def record_stop(self, trainer, pl_module):
+    (out / f"rank{trainer.global_rank}").write_text(f"{int(pl_module.env_steps)} {self.stopping}")
+    end(self, trainer, pl_module)
+
+Preemption.on_train_start, Preemption.on_train_end = record_pid, record_stop
+main(sys.argv[1:])
+"""
+
+
 def test_two_rank_ddp_preemption_stops_both_ranks_and_resumes(tmp_path: Path) -> None:
-    """SIGTERM to the launching process (rank 0): both ranks stop after the same update, the checkpoint
-    holds both ranks' RNG states, and ``--ckpt_path last`` finishes the run in the same directory."""
+    """SIGTERM to rank 1 only: rank 0 learns of it through the per-update reduction, both ranks stop
+    after the same update (later than the checkpoint on disk when the signal was sent), the launching
+    process exits 143, the checkpoint holds both ranks' RNG states, and ``--ckpt_path last`` finishes
+    the run in the same directory."""
     import signal
     import time
 
+    records = tmp_path / "records"
+    records.mkdir()
+    script = tmp_path / "record_ranks.py"
+    script.write_text(RECORD_RANKS)
     args = ["--model.total_env_steps=4096", "--evaluation.every_n_env_steps=0", "--checkpoint.every_n_env_steps=512"]
-    cmd = [sys.executable, "-m", "lit_rl", "fit", "--config", QUICKSTART, "--trainer.strategy=ddp"]
+    cmd = [sys.executable, str(script), "fit", "--config", QUICKSTART, "--trainer.strategy=ddp"]
     cmd += ["--trainer.devices=2", "--trainer.accelerator=cpu", f"--trainer.logger.init_args.save_dir={tmp_path}"]
     cmd += ["--trainer.enable_progress_bar=false", "--data.eval_episodes=2", *args]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "RANK_RECORDS": str(records), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
-    while not list(tmp_path.rglob("*_512_steps.ckpt")):
+    while not (list(tmp_path.rglob("*_512_steps.ckpt")) and (records / "pid1").exists()):
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.monotonic() < deadline, "no checkpoint within 180 s"
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=180)
+    os.kill(int((records / "pid1").read_text()), signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:  # a rank left waiting for the other: end both, then fail
+        for pid_file in records.glob("pid*"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        proc.kill()
+        pytest.fail("the ranks did not both stop within 180 s of the signal to rank 1")
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     (last,) = tmp_path.rglob("last.ckpt")
     checkpoint = torch.load(last, weights_only=True)
     stopped_at = int(checkpoint["state_dict"]["env_steps"])
-    assert 512 <= stopped_at < 4096 and stopped_at % 512 == 0
+    assert 512 < stopped_at < 4096 and stopped_at % 512 == 0
+    # Each rank stopped because of the signal, after the same update: a preempted run, not a finished one.
+    assert [(records / f"rank{r}").read_text() for r in (0, 1)] == [f"{stopped_at} True"] * 2
+    assert not list(tmp_path.rglob("DONE"))
     rng = checkpoint["callbacks"]["EnvStepCheckpoint"]["rng_states"]
     assert len(rng) == 2  # one per rank, each restored on its own rank
 

@@ -61,13 +61,17 @@ def test_sigterm_writes_a_checkpoint_exits_and_the_run_resumes(tmp_path: Path) -
     proc = _start(tmp_path)
     _wait_for(tmp_path / FIRST, proc)
     proc.send_signal(signum)
-    _out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum, err[-3000:]
     assert f"received {signal.Signals(signum).name}" in err
     assert "Traceback" not in err
     last = tmp_path / RUN_DIR / "checkpoints" / "last.ckpt"
     stopped_at = _env_steps(last)
-    assert 1024 <= stopped_at < 6144 and stopped_at % 256 == 0  # at the end of a whole update
+    # Written after the signal, at the end of a whole update: not the last.ckpt of the 1,024-step
+    # checkpoint, which was on disk before the signal was sent.
+    assert 1024 < stopped_at < 6144 and stopped_at % 256 == 0
+    assert f"Preempted (SIGTERM) at {stopped_at:,} env steps" in out + err
+    assert not (tmp_path / RUN_DIR / "DONE").exists()  # a preempted run is not a finished one
 
     resumed = subprocess.run(
         [sys.executable, "-m", "lit_rl", *ARGS, "--ckpt_path=last"],
@@ -118,6 +122,72 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_checkpoint_loadab
     with pytest.raises((RuntimeError, EOFError, OSError)):  # the interrupted write really is torn
         torch.load(torn, weights_only=True)
     last = checkpoints / "last.ckpt"
+    assert _env_steps(last) == 1024  # the previous last.ckpt, intact
+    restored = PPO.load_from_checkpoint(last, weights_only=True)
+    assert all(torch.isfinite(p).all() for p in restored.parameters())
+
+
+SIGNAL_IN_THE_LAST_UPDATE = """
+import os, signal, sys
+from lit_rl.algos.ppo import PPO
+from lit_rl.cli import main
+
+process_rollout = PPO.process_rollout
+
+def signal_in_the_last_update(self, rollout):
+    out = process_rollout(self, rollout)
+    if self.budget_reached:  # this rollout's update reaches the budget: SIGTERM before it runs
+        os.kill(os.getpid(), signal.SIGTERM)
+    return out
+
+PPO.process_rollout = signal_in_the_last_update
+main(sys.argv[1:])
+"""
+
+
+def test_a_signal_during_the_last_update_lets_the_run_finish(tmp_path: Path) -> None:
+    """A signal while the update that reaches the budget runs: status 0, the final evaluation, DONE, no
+    requeue-worthy stop."""
+    proc = _start(tmp_path, "--model.total_env_steps=1024", code=SIGNAL_IN_THE_LAST_UPDATE)
+    out, err = proc.communicate(timeout=120)
+    assert "received SIGTERM" in err  # the signal did arrive, during the last update
+    assert proc.returncode == 0, err[-3000:]
+    assert "Preempted" not in out + err
+    assert "Final evaluation at 1,024 env steps" in out + err
+    assert (tmp_path / RUN_DIR / "DONE").read_text() == "1024\n"
+    assert _env_steps(tmp_path / RUN_DIR / "checkpoints" / "last.ckpt") == 1024
+
+
+DISK_FULL_DURING_WRITE = """
+import errno, io, sys
+from pathlib import Path
+import torch
+import lightning.fabric.plugins.io.torch_io as torch_plugin
+from lit_rl.cli import main
+
+real_save, calls = torch_plugin._atomic_save, []
+
+def disk_full(checkpoint, path):
+    if Path(path).name.startswith("last.ckpt"):
+        calls.append(path)
+        if len(calls) == 2:  # the second last.ckpt: half of it fits on the disk
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
+            with open(path, "wb") as f:
+                f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    real_save(checkpoint, path)
+
+torch_plugin._atomic_save = disk_full
+main(sys.argv[1:])
+"""
+
+
+def test_a_full_disk_during_a_checkpoint_write_leaves_the_previous_checkpoint_loadable(tmp_path: Path) -> None:
+    proc = _start(tmp_path, code=DISK_FULL_DURING_WRITE)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "No space left on device" in err, err[-3000:]
+    last = tmp_path / RUN_DIR / "checkpoints" / "last.ckpt"
     assert _env_steps(last) == 1024  # the previous last.ckpt, intact
     restored = PPO.load_from_checkpoint(last, weights_only=True)
     assert all(torch.isfinite(p).all() for p in restored.parameters())

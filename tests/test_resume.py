@@ -186,3 +186,72 @@ def test_an_evaluation_depends_on_its_index_only_and_leaves_the_training_rng_alo
     np.testing.assert_array_equal(first.returns, again.returns)
     np.testing.assert_array_equal(first.lengths, again.lengths)
     assert not np.array_equal(dm.evaluate(policy, index=3).lengths, first.lengths)
+
+
+def test_an_evaluation_due_at_a_preempted_update_runs_first_on_resume(
+    uninterrupted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Preempted at 3 rollouts, where an evaluation is due: the stopping run leaves it out, the resumed
+    run runs it first, and the history equals the uninterrupted run's, returns included."""
+    from lit_rl.callbacks.preemption import Preemption
+
+    end = Preemption.on_train_epoch_end
+
+    def signal_at_three_rollouts(self, trainer, pl_module):
+        if int(pl_module.env_steps) == 3 * ROLLOUT:
+            self.received = signal.SIGTERM  # what the handler records when the signal arrives
+        end(self, trainer, pl_module)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Preemption, "on_train_epoch_end", signal_at_three_rollouts)
+        first = _fit(tmp_path)
+    log_dir = Path(first.trainer.log_dir)
+    assert first.exit_code == 128 + signal.SIGTERM and int(first.model.env_steps) == 3 * ROLLOUT
+    assert not (log_dir / "evaluations.npz").exists()  # the due evaluation was not run before stopping
+    resumed = _fit(tmp_path, "--ckpt_path=last")
+    assert Path(resumed.trainer.log_dir) == log_dir
+    evaluations = np.load(log_dir / "evaluations.npz")
+    expected = np.load(Path(uninterrupted.trainer.log_dir) / "evaluations.npz")
+    assert evaluations["timesteps"].tolist() == [3 * ROLLOUT, 6 * ROLLOUT, 8 * ROLLOUT]
+    np.testing.assert_array_equal(evaluations["results"], expected["results"])
+    np.testing.assert_array_equal(evaluations["ep_lengths"], expected["ep_lengths"])
+
+
+SLURM = {
+    "SLURM_NTASKS": "1",
+    "SLURM_JOB_NAME": "lit-rl",
+    "SLURM_JOB_ID": "4242",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_NODELIST": "localhost",
+}
+
+
+def test_a_requeued_job_prefers_a_newer_last_ckpt_to_its_hpc_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job preempted at 2 rollouts (hpc_ckpt_1 written), requeued, trained on to 5 rollouts and then
+    crashed: its next start, under SLURM and without --ckpt_path, resumes from the newer last.ckpt."""
+    import os
+    import shutil
+
+    from lit_rl.algos.ppo import PPO
+
+    fixed = ["--trainer.logger.init_args.version=Aligned_7", f"--trainer.default_root_dir={tmp_path}"]
+    fixed.append(f"--checkpoint.every_n_env_steps={ROLLOUT}")  # last.ckpt after every rollout
+    first = _fit(tmp_path, *fixed, "--trainer.max_epochs=2")
+    last = Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"
+    shutil.copy(last, hpc)
+    os.utime(hpc, (1_000_000_000, 1_000_000_000))  # written long before the run went on
+    _fit(tmp_path, *fixed, "--ckpt_path=last", "--trainer.max_epochs=5")
+    assert int(torch.load(last, weights_only=True)["state_dict"]["env_steps"]) == 5 * ROLLOUT
+    for key, value in SLURM.items():
+        monkeypatch.setenv(key, value)
+    rollouts = []
+    process_rollout = PPO.process_rollout
+    monkeypatch.setattr(PPO, "process_rollout", lambda self, r: rollouts.append(1) or process_rollout(self, r))
+    requeued = _fit(tmp_path, *fixed)
+    assert len(rollouts) == 3  # from 5 rollouts to the budget of 8, not from the hpc_ckpt's 2
+    assert int(requeued.model.env_steps) == 8 * ROLLOUT

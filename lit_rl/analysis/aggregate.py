@@ -123,7 +123,8 @@ def sample_efficiency(
     """IQM of the human-normalised point-in-time evaluation scores at each step, with point-wise
     stratified-bootstrap intervals: ``(steps [S], iqm[agent] [S], intervals[agent] [2, S])``.
 
-    ``steps`` default to the evaluation steps every run of every game reached.
+    ``steps`` default to the evaluation steps every run of every game reached (a ``UserWarning``
+    names those left out); a given step that some game's runs did not reach is an error.
     """
     library, metrics = _rliable()
     table = human_random_scores()
@@ -135,11 +136,22 @@ def sample_efficiency(
                 ts = scores[game][agent].timesteps
                 common = ts if common is None else np.intersect1d(common, ts)
         steps = list(common)
+        left_out = sorted({int(t) for g in games for a in agents for t in np.setdiff1d(scores[g][a].timesteps, steps)})
+        if left_out:
+            warnings.warn(
+                f"sample efficiency: evaluations at {left_out} env steps left out (not reached by every game "
+                "and agent)",
+                UserWarning,
+                stacklevel=2,
+            )
     cubes = {}
     for agent in agents:
         per_game = []
         for game in games:
             runs = scores[game][agent]
+            missing = np.setdiff1d(steps, runs.timesteps)
+            if len(missing):
+                raise ValueError(f"{game}/{agent} has no evaluation at {missing.tolist()} env steps")
             rows = runs.evals[np.searchsorted(runs.timesteps, steps)]  # [S, R]
             random, human = table[game]
             per_game.append(((rows - random) / (human - random)).T)  # [R, S]

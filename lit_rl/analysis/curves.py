@@ -6,6 +6,7 @@ handful of seeds RL papers use the interval is wide, which is the honest answer.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def bootstrap_band(
     """Mean over ``runs`` and a percentile-bootstrap interval of that mean, per evaluation step.
 
     Args:
-        runs: One ``(steps [E_r], returns [E_r])`` per run; only the steps every run reached are kept.
+        runs: One ``(steps [E_r], returns [E_r])`` per run; only the steps every run reached are kept
+            (a ``UserWarning`` names those left out).
         confidence: Coverage of the interval.
         resamples: Bootstrap resamples of the runs.
         seed: Seed of the resampling.
@@ -58,6 +60,13 @@ def bootstrap_band(
     steps = np.asarray(runs[0][0])
     for run_steps, _ in runs[1:]:
         steps = np.intersect1d(steps, run_steps)
+    left_out = sorted({int(t) for s, _ in runs for t in np.setdiff1d(s, steps)})
+    if left_out:
+        warnings.warn(
+            f"learning curve: evaluations at {left_out} env steps left out (not reached by every run)",
+            UserWarning,
+            stacklevel=2,
+        )
     table = np.stack([np.asarray(r)[np.searchsorted(s, steps)] for s, r in runs])  # [R, E]
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(runs), size=(resamples, len(runs)))

@@ -14,6 +14,7 @@ human-normalised scores with 95 % stratified-bootstrap intervals), ``probability
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from lit_rl.analysis.aggregate import (
@@ -155,6 +156,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     scores = load_run_dirs(args.runs) if args.runs else load_study_results(args.study_pickle)
     agents = args.agents or list(scores[sorted(scores)[0]])
+    others = sorted({a for per_game in scores.values() for a in per_game} - set(agents))
+    if others:
+        warnings.warn(
+            f"agents {others} left out: they lack runs of {sorted(scores)[0]}; name the agents with --agents",
+            UserWarning,
+            stacklevel=2,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     write_tables(scores, agents, args.out)
     matrices = {agent: normalized_matrix(scores, agent) for agent in agents}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import pickle
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -97,7 +98,8 @@ def describe_run(run_dir: str | Path) -> tuple[str, str, int]:
 def load_run_dirs(run_dirs: list[str | Path]) -> Scores:
     """lit_rl run directories as :data:`Scores` (runs of one game and agent grouped, ordered by seed).
 
-    Runs of a group are cut to the evaluations they all reached.
+    Runs of a group are cut to the evaluations they all reached; a ``UserWarning`` names the runs and
+    the env steps of the evaluations left out.
 
     Raises:
         ValueError: A directory lacks ``config.yaml`` or ``evaluations.npz``, or two runs share a seed.
@@ -118,6 +120,16 @@ def load_run_dirs(run_dirs: list[str | Path]) -> Scores:
         steps = runs[0][1]
         for _, run_steps, _ in runs[1:]:
             steps = np.intersect1d(steps, run_steps)
+        for seed, run_steps, _ in runs:
+            left_out = np.setdiff1d(run_steps, steps)
+            if len(left_out):
+                warnings.warn(
+                    f"{game}/{agent} seed {seed}: evaluations at {left_out.tolist()} env steps left out "
+                    f"(not reached by every run of {game}/{agent}; the runs are compared at {len(steps)} "
+                    "shared evaluations)",
+                    UserWarning,
+                    stacklevel=2,
+                )
         evals = np.stack([means[np.searchsorted(run_steps, steps)] for _, run_steps, means in runs], axis=1)
         scores.setdefault(game, {})[agent] = Runs(steps, evals, tuple(seeds))
     return scores

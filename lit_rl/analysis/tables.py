@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -52,7 +53,15 @@ def wins_per_agent(rows: list[GameRow]) -> dict[str, int]:
 
 
 def wins_per_class(rows: list[GameRow], classes: dict[str, str]) -> dict[str, dict[str, int]]:
-    """``wins[axis_class][agent]`` over the games of each class (games without a class are left out)."""
+    """``wins[axis_class][agent]`` over the games of each class; games without a class are left out,
+    with a ``UserWarning`` naming them."""
+    unclassified = [row.game for row in rows if row.game not in classes]
+    if unclassified:
+        warnings.warn(
+            f"wins per class: {unclassified} left out (no axis class; the study labels its 56 games)",
+            UserWarning,
+            stacklevel=2,
+        )
     out: dict[str, dict[str, int]] = {}
     for row in rows:
         if row.game in classes:

@@ -13,6 +13,7 @@ first token in a ViT's last block) as PNG and PDF, and ``logit_std.csv`` (the st
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -99,25 +100,34 @@ def _grid(images: dict[str, list[np.ndarray]], frames: list[np.ndarray], title: 
     plt.close(fig)
 
 
+def _dropped(label: str, kinds: str, reason: Exception) -> None:
+    warnings.warn(f"lit-rl-explain: no {kinds} column for {label}: {reason}", UserWarning, stacklevel=3)
+
+
 def explain(policies: dict[str, ActorCritic], obs: Tensor, out: Path, layer: str | None = None) -> dict[str, float]:
-    """Write every grid the agents support into ``out``; returns each agent's logit std."""
+    """Write every grid the agents support into ``out``; returns each agent's logit std.
+
+    An agent that cannot give a kind of map (Grad-CAM of a ViT without ``layer``, the study's maps of
+    an agent that is not a small CNN, attention of an agent without attention) has no column in that
+    grid, and a ``UserWarning`` names the agent, the maps and the reason.
+    """
     out.mkdir(parents=True, exist_ok=True)
     frames = [o[-1].numpy() for o in obs]  # the newest frame of each stack
     kinds: dict[str, dict[str, list[np.ndarray]]] = {}
     for label, policy in policies.items():
         try:
             kinds.setdefault("gradcam", {})[label] = list(grad_cam(policy, obs, layer).numpy())
-        except ValueError:
-            pass  # no convolution to explain (ViT) and no --layer given
+        except ValueError as err:  # no convolution to explain (ViT) and no --layer given; a memory policy
+            _dropped(label, "gradcam", err)
         try:
             for name, maps in study_maps(policy, obs).items():
                 kinds.setdefault(name, {})[label] = list(maps.numpy())
-        except ValueError:
-            pass  # not a small-CNN agent
+        except ValueError as err:  # not a small-CNN agent
+            _dropped(label, "F, Y, F_hat and c2", err)
         try:
             kinds.setdefault("attention", {})[label] = list(attention_received(policy, obs).numpy())
-        except ValueError:
-            pass  # no attention module
+        except ValueError as err:  # no attention module
+            _dropped(label, "attention", err)
     for kind, images in kinds.items():
         if images:
             _grid(images, frames, kind, out / kind)

@@ -12,6 +12,7 @@ from lit_rl.cli import run
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
+@pytest.mark.slow
 def test_cartpole_reaches_475_within_100k_steps(tmp_path: Path) -> None:
     cli = run(
         [
@@ -30,6 +31,7 @@ def test_cartpole_reaches_475_within_100k_steps(tmp_path: Path) -> None:
     assert returns.mean() >= 475, returns
 
 
+@pytest.mark.slow
 def test_endless_env_value_is_one_over_one_minus_gamma(tmp_path: Path) -> None:
     """Reward 1 forever, cut by a 50-step time limit: with truncation bootstrapped, V -> 1 / (1 - γ) = 10.
 

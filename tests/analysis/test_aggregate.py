@@ -80,3 +80,17 @@ def test_sample_efficiency_is_the_iqm_at_each_evaluation() -> None:
     np.testing.assert_array_equal(steps, [10, 20])
     np.testing.assert_allclose(iqm["A"], [1.5, 3.0])  # the middle two of four runs at each step
     assert intervals["A"].shape == (2, 2)
+
+
+def test_sample_efficiency_names_the_evaluations_it_leaves_out() -> None:
+    from lit_rl.analysis.aggregate import sample_efficiency
+
+    def runs(steps: list[int]) -> Runs:
+        return Runs(np.array(steps), np.zeros((len(steps), 2)), (None, None))
+
+    scores = {"Pong": {"A": runs([10, 20, 30])}, "Breakout": {"A": runs([10, 20])}}
+    with pytest.warns(UserWarning, match=r"sample efficiency: evaluations at \[30\] env steps left out"):
+        steps, _, _ = sample_efficiency(scores, ["A"], reps=10)
+    np.testing.assert_array_equal(steps, [10, 20])
+    with pytest.raises(ValueError, match=r"Breakout/A has no evaluation at \[30\] env steps"):
+        sample_efficiency(scores, ["A"], steps=[10, 30], reps=10)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lit_rl.analysis.curves import bootstrap_band, load_evaluations
 
@@ -16,7 +17,8 @@ def test_band_is_the_mean_over_runs_at_shared_steps_with_a_bootstrap_interval() 
         (np.array([10, 20, 30]), np.array([1.0, 2.0, 9.0])),
         (np.array([10, 20]), np.array([3.0, 6.0])),  # stopped earlier: step 30 is dropped
     ]
-    band = bootstrap_band(runs, resamples=4000)
+    with pytest.warns(UserWarning, match=r"learning curve: evaluations at \[30\] env steps left out"):
+        band = bootstrap_band(runs, resamples=4000)
     np.testing.assert_array_equal(band.steps, [10, 20])
     np.testing.assert_allclose(band.mean, [2.0, 4.0])
     # Two runs: a resampled mean is one run's value or the average of both, so the 95 % interval

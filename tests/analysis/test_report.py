@@ -33,6 +33,15 @@ def test_writes_every_table_and_figure(tmp_path: Path, make_run) -> None:
     assert rows[0] == "agent,metric,point,low,high" and len(rows) == 1 + 2 * 4
 
 
+def test_agents_missing_from_the_first_game_are_named(tmp_path: Path, make_run) -> None:
+    runs = [make_run(tmp_path, "na_pong", "PongNoFrameskip-v4", "NA", 1, [1], [0.0])]
+    runs.append(make_run(tmp_path, "na_breakout", "BreakoutNoFrameskip-v4", "NA", 1, [1], [0.0]))
+    runs.append(make_run(tmp_path, "swa_pong", "PongNoFrameskip-v4", "SWA", 1, [1], [0.0]))  # no Breakout run
+    args = ["--runs", *map(str, runs), "--out", str(tmp_path / "out"), "--reps", "10", "--poi-reps", "10"]
+    with pytest.warns(UserWarning, match=r"agents \['SWA'\] left out: they lack runs of Breakout"):
+        main([*args, "--no-figures"])
+
+
 def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["--help"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import pickle
@@ -12,16 +13,9 @@ import pytest
 
 from lit_rl.analysis.scores import Runs, axis_classes, load_run_dirs, load_study_results
 from lit_rl.analysis.tables import game_table, markdown, to_csv, wins_per_agent, wins_per_class
+from tests.study_data import study_pickle
 
-# The study's files are not shipped with lit_rl: they are read from beside the repository, or from
-# the folder LIT_RL_STUDY_DATA names.
-STUDY_DATA = Path(
-    os.environ.get("LIT_RL_STUDY_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "self-attention-rl")
-)
-STUDY_PICKLE = STUDY_DATA / "post_processed_results_56.pkl"
-needs_study_data = pytest.mark.skipif(
-    not STUDY_PICKLE.is_file(), reason=f"the study's data is not at {STUDY_PICKLE} (not shipped with lit_rl)"
-)
+STUDY_AGENTS = ("NA", "SWA", "CWRA", "CWCA", "CWRCA")
 
 
 def test_run_dirs_become_one_table(tmp_path: Path, make_run) -> None:
@@ -30,7 +24,12 @@ def test_run_dirs_become_one_table(tmp_path: Path, make_run) -> None:
         make_run(tmp_path, "b", "PongNoFrameskip-v4", "CWRA", 1, [100, 200], [0.0, 4.0]),
         make_run(tmp_path, "c", "ALE/Pong-v5", None, 1, [100, 200], [5.0, 5.0]),
     ]
-    scores = load_run_dirs(runs)
+    with pytest.warns(UserWarning) as record:  # run a's evaluation at 300 is not in b's: left out, said so
+        scores = load_run_dirs(runs)
+    assert [str(w.message) for w in record] == [
+        "Pong/CWRA seed 42: evaluations at [300] env steps left out (not reached by every run of Pong/CWRA; "
+        "the runs are compared at 2 shared evaluations)"
+    ]
     assert set(scores) == {"Pong"} and set(scores["Pong"]) == {"CWRA", "logger_name"}
     cwra = scores["Pong"]["CWRA"]
     assert cwra.seeds == (1, 42)  # ordered by seed
@@ -66,7 +65,9 @@ def test_tables_against_a_hand_computed_matrix() -> None:
     assert rows[0].se["NA"] == 0.0 and rows[0].winner == "NA"
     assert wins_per_agent(rows) == {"NA": 1, "CWCA": 2}
     classes = {"Pong": "horizontal", "Breakout": "vertical"}
-    assert wins_per_class(rows, classes) == {"vertical": {"NA": 1, "CWCA": 0}, "horizontal": {"NA": 0, "CWCA": 1}}
+    with pytest.warns(UserWarning, match=r"wins per class: \['Hero'\] left out \(no axis class"):
+        per_class = wins_per_class(rows, classes)
+    assert per_class == {"vertical": {"NA": 1, "CWCA": 0}, "horizontal": {"NA": 0, "CWCA": 1}}
     text = markdown(rows)
     assert "| Pong | 2.0 ± 0.7 | **6.0 ± 1.4** |" in text and "| wins | 1 | 2 |" in text
     lines = to_csv(rows).splitlines()
@@ -95,21 +96,101 @@ def test_the_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
         load_study_results(path)
 
 
-@needs_study_data
+def _raw_study_results() -> dict:
+    with open(study_pickle(), "rb") as f:
+        return pickle.load(f)  # the trusted file, read the plain way for the reference
+
+
+def _reference_table(raw: dict) -> dict[str, dict[str, tuple[float, float]]]:
+    """``game -> agent -> (mean, se)`` of the run scores, in plain Python loops over the pickle."""
+    table = {}
+    for env_id, agents in raw.items():
+        game = env_id.removesuffix("NoFrameskip-v4")
+        table[game] = {}
+        for agent, data in agents.items():
+            per_eval = data["mean_per_eval"]  # [50 evaluations, 5 seeds]
+            n_evals, n_seeds = len(per_eval), len(per_eval[0])
+            seeds = [sum(float(per_eval[e][s]) for e in range(n_evals)) / n_evals for s in range(n_seeds)]
+            mean = sum(seeds) / n_seeds
+            se = math.sqrt(sum((x - mean) ** 2 for x in seeds) / n_seeds) / math.sqrt(n_seeds)
+            table[game][agent] = (mean, se)
+    return table
+
+
+@pytest.mark.study_data
 def test_the_studys_table_matches_values_computed_from_the_pickle() -> None:
-    scores = load_study_results(STUDY_PICKLE)
-    assert len(scores) == 56
-    assert all(set(agents) == {"NA", "SWA", "CWRA", "CWCA", "CWRCA"} for agents in scores.values())
-    rows = {row.game: row for row in game_table(scores)}
-    with open(STUDY_PICKLE, "rb") as f:
-        raw = pickle.load(f)  # the trusted file, read the plain way for the reference
-    for game in ("Pong", "Breakout", "MontezumaRevenge", "VideoPinball"):
-        for agent in ("NA", "CWCA"):
-            per_eval = raw[f"{game}NoFrameskip-v4"][agent]["mean_per_eval"]  # [50 evaluations, 5 seeds]
-            seeds = [sum(per_eval[e][s] for e in range(50)) / 50 for s in range(5)]
-            mean = sum(seeds) / 5
-            se = math.sqrt(sum((x - mean) ** 2 for x in seeds) / 5) / math.sqrt(5)
-            assert rows[game].mean[agent] == pytest.approx(mean)
-            assert rows[game].se[agent] == pytest.approx(se)
-        best = max(rows[game].mean, key=rows[game].mean.get)
-        assert rows[game].winner == best
+    """All 56 games x 5 agents: mean and SE of the run score, the winner, the wins per agent and per axis
+    class, against plain loops over the pickle and against the README's figures."""
+    scores = load_study_results(study_pickle())
+    reference = _reference_table(_raw_study_results())
+    assert len(scores) == len(reference) == 56
+    assert all(set(agents) == set(STUDY_AGENTS) for agents in scores.values())
+    rows = {row.game: row for row in game_table(scores, list(STUDY_AGENTS))}
+    assert set(rows) == set(reference)
+    winners = {}
+    for game, per_agent in reference.items():
+        for agent, (mean, se) in per_agent.items():
+            assert rows[game].mean[agent] == pytest.approx(mean, rel=1e-12, abs=1e-12), (game, agent)
+            assert rows[game].se[agent] == pytest.approx(se, rel=1e-9, abs=1e-12), (game, agent)
+        winners[game] = max(STUDY_AGENTS, key=lambda a: per_agent[a][0])
+        assert rows[game].winner == winners[game], game
+    wins = {agent: list(winners.values()).count(agent) for agent in STUDY_AGENTS}
+    assert wins_per_agent(list(rows.values())) == wins
+    assert wins == {"NA": 23, "SWA": 5, "CWRA": 8, "CWCA": 14, "CWRCA": 6}  # the README's table
+    classes = axis_classes()
+    per_class = wins_per_class(list(rows.values()), classes)
+    for axis_class in set(classes.values()):
+        games = [g for g in winners if classes[g] == axis_class]
+        assert per_class[axis_class] == {a: [winners[g] for g in games].count(a) for a in STUDY_AGENTS}
+    # The README's sentence on the wins per main axis of dynamics.
+    assert per_class["horizontal"] == {"NA": 3, "SWA": 0, "CWRA": 1, "CWCA": 8, "CWRCA": 0}
+    assert per_class["vertical"] == {"NA": 5, "SWA": 4, "CWRA": 4, "CWCA": 3, "CWRCA": 2}
+    assert per_class["off_axis"]["NA"] == 5 and per_class["several"]["NA"] == 9
+
+
+def _human_random_from_csv() -> dict[str, tuple[float, float]]:
+    """The shipped Agent57 table, parsed here with the csv module (the data, not the code under test)."""
+    path = Path(__file__).parents[2] / "lit_rl" / "analysis" / "data" / "atari_human_random.csv"
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return {r["game"]: (float(r["random"]), float(r["human"])) for r in csv.DictReader(lines)}
+
+
+@pytest.mark.study_data
+def test_the_studys_aggregate_points_match_the_readme() -> None:
+    """The point estimates of the README's aggregate table (median, IQM, mean, optimality gap of the
+    human-normalised run scores), recomputed with numpy from the pickle, and lit_rl's (normalised
+    matrices, rliable's points) against them; the intervals need rliable's bootstrap (18 minutes) and are
+    not recomputed here."""
+    from lit_rl.analysis.aggregate import aggregate_estimates, normalized_matrix
+
+    scores = load_study_results(study_pickle())
+    reference = _reference_table(_raw_study_results())
+    human_random = _human_random_from_csv()
+    readme = {  # agent: median, IQM, mean, optimality gap (README, "The study's own results through it")
+        "NA": (0.432, 0.442, 1.623, 0.536),
+        "SWA": (0.366, 0.425, 1.514, 0.538),
+        "CWRA": (0.401, 0.432, 1.640, 0.535),
+        "CWCA": (0.416, 0.462, 1.625, 0.516),
+        "CWRCA": (0.373, 0.410, 1.450, 0.540),
+    }
+    raw = _raw_study_results()
+    games = sorted(reference)
+    for agent, expected in readme.items():
+        columns = []
+        for game in games:
+            per_eval = np.asarray(raw[f"{game}NoFrameskip-v4"][agent]["mean_per_eval"], dtype=np.float64)
+            random, human = human_random[game]
+            columns.append((per_eval.mean(axis=0) - random) / (human - random))
+        x = np.stack(columns, axis=1)  # [5 runs, 56 games]
+        pooled = np.sort(x.ravel())
+        quarter = len(pooled) // 4  # 280 scores: 70 cut at each end
+        median = float(np.median(x.mean(axis=0)))
+        iqm = float(pooled[quarter : len(pooled) - quarter].mean())
+        gap = float(1.0 - np.minimum(x, 1.0).mean())
+        got = (median, iqm, float(x.mean()), gap)
+        assert got == pytest.approx(expected, abs=5e-4), (agent, got)
+        matrix = normalized_matrix(scores, agent)
+        np.testing.assert_allclose(matrix, x, rtol=1e-12)
+        points = aggregate_estimates({agent: matrix}, reps=10)[agent]
+        lit = tuple(points[m].point for m in ("median", "iqm", "mean", "optimality_gap"))
+        assert lit == pytest.approx(got, rel=1e-9), agent

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from pathlib import Path
 
@@ -17,10 +16,7 @@ from lit_rl.models.actor_critic import ActorCritic
 from lit_rl.models.extractors.axial_attention import CWRA, SWA
 from lit_rl.models.extractors.small_cnn import SmallCNN
 from lit_rl.models.extractors.vit import ViTExtractor
-
-STUDY_DATA = Path(
-    os.environ.get("LIT_RL_STUDY_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "self-attention-rl")
-)
+from tests.study_data import study_data_dir
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +80,35 @@ def test_logit_std_by_hand() -> None:
     assert logit_std(policy, obs) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.skipif(not STUDY_DATA.is_dir(), reason=f"the study's observations are not at {STUDY_DATA}")
+@pytest.mark.study_data
 def test_explain_writes_every_grid_for_the_studys_observations(tmp_path: Path) -> None:
-    obs = torch.from_numpy(np.concatenate([np.load(STUDY_DATA / f"Assault_obs_{i}.npy") for i in (1, 2)]))
+    obs = torch.from_numpy(np.concatenate([np.load(study_data_dir() / f"Assault_obs_{i}.npy") for i in (1, 2)]))
     assert obs.shape == (2, 4, 84, 84)
-    stds = explain({"NA": agent(), "CWRA": agent(CWRA)}, obs, tmp_path)
+    with pytest.warns(UserWarning, match="no attention column for NA: this agent has no attention module"):
+        stds = explain({"NA": agent(), "CWRA": agent(CWRA)}, obs, tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
     for kind in ("gradcam", "F", "Y", "F_hat", "c2", "attention"):
         assert f"{kind}.png" in names and f"{kind}.pdf" in names
     assert set(stds) == {"NA", "CWRA"} and "NA," in (tmp_path / "logit_std.csv").read_text()
+
+
+def test_explain_names_every_map_an_agent_cannot_give(tmp_path: Path) -> None:
+    """No silent gaps in the grids: a ViT has no convolution for Grad-CAM and no small-CNN maps, an NA
+    agent no attention; each missing column is a warning naming the agent, the maps and why."""
+    vit = ActorCritic((4, 84, 84), 6, partial(ViTExtractor, patch_size=12, embed_dim=32, depth=1, num_heads=2))
+    obs = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    with pytest.warns(UserWarning) as record:
+        explain({"NA": agent(), "ViT": vit.eval()}, obs, tmp_path)
+    messages = sorted(str(w.message) for w in record if "lit-rl-explain" in str(w.message))
+    assert messages == [
+        "lit-rl-explain: no F, Y, F_hat and c2 column for ViT: study maps need the small CNN's c1/attention/c2 "
+        "layers, not ViTExtractor",
+        "lit-rl-explain: no attention column for NA: this agent has no attention module",
+        "lit-rl-explain: no gradcam column for ViT: ViTExtractor has no Conv2d layer; name a layer with --layer",
+    ]
+    assert {p.name for p in tmp_path.glob("*.png")} == {f"{k}.png" for k in ("gradcam", "F", "Y", "F_hat", "c2")} | {
+        "attention.png"
+    }
 
 
 @pytest.mark.atari

@@ -74,6 +74,20 @@ def test_both_tokens_receive_gradients_and_streams_differ(mode: str) -> None:
     assert vit.exploit_token.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("mode", ["separate", "joint"])
+def test_the_positional_embedding_reaches_every_pass_and_receives_gradients(mode: str) -> None:
+    """Each stream alone (explore, exploit: one pass each in separate mode) sends a gradient to the
+    positional embedding of every token position."""
+    vit = small_vit(mode)
+    obs = torch.rand(2, 4, 84, 84)
+    for stream in ("explore", "exploit"):
+        vit.zero_grad(set_to_none=True)
+        getattr(vit.forward_streams(obs), stream).square().sum().backward()
+        grad = vit.pos_embed.grad
+        assert grad is not None and grad.shape == vit.pos_embed.shape
+        assert (grad[0].abs().sum(-1) > 0).all(), stream  # every position of the sequence
+
+
 @pytest.mark.parametrize(("mode", "isolated"), [("separate", True), ("joint", False)])
 def test_tokens_see_each_other_only_in_joint_mode(mode: str, isolated: bool) -> None:
     vit = small_vit(mode).eval()
