@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lit_rl.analysis.parity import align
 from lit_rl.analysis.report import main
 from tests.analysis.conftest import OUR_STEPS, STUDY_STEPS, study_values
 
@@ -111,3 +112,28 @@ def test_parity_needs_runs(capsys) -> None:
         main(["--study-pickle", "x.pkl", "--parity", "x.pkl", "--out", "o"])
     assert exit_info.value.code == 2
     assert "error: --parity compares run directories with the study: give them with --runs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("grid_name", ["parity.yaml", "parity_cwra.yaml"])
+def test_evidence_grids_stop_just_past_1m_steps_on_the_studys_schedule(grid_name: str, monkeypatch) -> None:
+    import yaml
+
+    from lit_rl.sweep import Grid
+
+    root = Path(__file__).parents[2]
+    monkeypatch.chdir(root)  # grid paths are relative to the repository
+    grid = Grid.load(root / "configs" / "sweeps" / grid_name)
+    assert grid.seeds == [0, 1, 42] and len(grid) in (3, 6)
+    command = grid.run(0).command
+    overrides = dict(o.removeprefix("--").split("=", 1) for o in grid.overrides)
+    assert not any(o.startswith("--model.total_env_steps") for o in command)  # the 10 M schedule stays
+    config = yaml.safe_load((root / grid.config.format(agent=grid.agents[0])).read_text())
+    assert config["model"]["total_env_steps"] == 10_000_000 and config["model"]["anneal_clip"] is True
+    rollout = config["data"]["num_envs"] * config["data"]["num_steps"]
+    epochs, period = int(overrides["trainer.max_epochs"]), config["evaluation"]["every_n_env_steps"]
+    # The Evaluation callback's rule: evaluate after the rollout that crosses a multiple of the period.
+    steps = [k * rollout for k in range(1, epochs + 1) if (k * rollout) // period > ((k - 1) * rollout) // period]
+    assert steps[-1] == epochs * rollout >= 1_000_000 > (epochs - 1) * rollout  # the last rollout is evaluated
+    i_study, _ = align(np.arange(1, 51) * 200_000, np.array(steps), tolerance=2048)
+    assert i_study.tolist() == [0, 1, 2, 3, 4]  # every evaluation lines up with one of the study's 200 k ... 1 M
+    assert int(overrides["checkpoint.every_n_env_steps"]) == 100_000
