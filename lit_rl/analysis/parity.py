@@ -181,12 +181,22 @@ def compare_runs(game: str, agent: str, ours: Runs, study: Runs, *, alpha: float
     mine, theirs = ours.evals[i_ours], study.evals[i_study]
     masks = splits(n_ours, n_study)
     raw, adjusted = permutation_pvalues(split_statistics(statistics(mine, theirs), n_ours, masks))
-    s = len(i_ours)
-    dropped = tuple(int(t) for j, t in enumerate(ours.timesteps) if j not in set(i_ours.tolist()))
+    s, kept = len(i_ours), set(i_ours.tolist())
     return Parity(
-        game, agent, ours.seeds, study.timesteps[i_study], ours.timesteps[i_ours], mine, theirs,
-        raw[:s], raw[s:], adjusted[:s], adjusted[s:], alpha, dropped,
-    )  # fmt: skip
+        game=game,
+        agent=agent,
+        seeds=ours.seeds,
+        study_steps=study.timesteps[i_study],
+        our_steps=ours.timesteps[i_ours],
+        ours=mine,
+        study=theirs,
+        p_point=raw[:s],
+        p_mean=raw[s:],
+        adj_point=adjusted[:s],
+        adj_mean=adjusted[s:],
+        alpha=alpha,
+        dropped=tuple(int(t) for j, t in enumerate(ours.timesteps) if j not in kept),
+    )
 
 
 def compare(ours: Scores, study: Scores, *, alpha: float = 0.05, tolerance: int = 2048) -> list[Parity]:
@@ -197,12 +207,12 @@ def compare(ours: Scores, study: Scores, *, alpha: float = 0.05, tolerance: int 
     """
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha={alpha}; expected a level between 0 and 1, e.g. 0.05")
+    if tolerance < 1:
+        raise ConfigError(f"--step-tolerance={tolerance}; expected a positive number of env steps, e.g. 2048")
     results = []
     for game in sorted(ours):
         if game not in study:
-            raise ConfigError(
-                f"the study has no game {game!r}; it has {len(study)}: {', '.join(sorted(study))}"
-            )  # fmt: skip
+            raise ConfigError(f"the study has no game {game!r}; it has {len(study)}: {', '.join(sorted(study))}")
         for agent in sorted(ours[game]):
             if agent not in study[game]:
                 raise ConfigError(

@@ -105,6 +105,9 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, make_run, study_pickle: Pat
     text.write_text("not a pickle")
     assert "notes.pkl is not the study's results pickle (" in parity(good, text)
     assert "cannot read the study's pickle" in parity(good, tmp_path / "missing.pkl")
+    argv = ["--runs", *map(str, good), "--parity", str(study_pickle), *out]
+    assert "--alpha=1.5; expected a level between 0 and 1" in run_cli([*argv, "--alpha", "1.5"], capsys)
+    assert "--step-tolerance=0; expected a positive number" in run_cli([*argv, "--step-tolerance", "0"], capsys)
 
 
 def test_parity_needs_runs(capsys) -> None:
