@@ -140,3 +140,17 @@ def test_evidence_grids_stop_just_past_1m_steps_on_the_studys_schedule(grid_name
     i_study, _ = align(np.arange(1, 51) * 200_000, np.array(steps), tolerance=2048)
     assert i_study.tolist() == [0, 1, 2, 3, 4]  # every evaluation lines up with one of the study's 200 k ... 1 M
     assert int(overrides["checkpoint.every_n_env_steps"]) == 100_000
+
+
+def test_a_step_is_outside_when_either_adjusted_pvalue_reaches_alpha() -> None:
+    from lit_rl.analysis.parity import Parity
+    from lit_rl.analysis.parity_report import summary_markdown
+
+    steps = np.array(STUDY_STEPS[:2])
+    result = Parity(
+        game="Assault", agent="CWRA", seeds=SEEDS, study_steps=steps, our_steps=steps + 704,
+        ours=np.ones((2, 3)), study=np.ones((2, 5)), p_point=np.array([0.5, 0.3]), p_mean=np.array([0.5, 0.02]),
+        adj_point=np.array([0.9, 0.6]), adj_mean=np.array([0.9, 0.04]), alpha=0.05,
+    )  # fmt: skip
+    assert result.outside.tolist() == [False, True]  # 400 k: only the mean up to the step is off
+    assert "| **outside** at 400,000 | 0.040 |" in summary_markdown([result])
