@@ -2,6 +2,8 @@
 
     lit-rl-analyze --runs runs/NA/version_* runs/CWCA/version_* --out analysis/
     lit-rl-analyze --study-pickle ../shared/data/self-attention-rl/post_processed_results_56.pkl --out study/
+    lit-rl-analyze --runs runs/parity/*/* --parity ../shared/data/self-attention-rl/post_processed_results_56.pkl \
+        --out parity/
 
 Writes into ``--out``: ``per_game.md`` / ``per_game.csv`` (mean ± SE of the run score, winners, wins),
 ``wins_per_class.md``, ``aggregates.md`` / ``aggregates.csv`` (median, IQM, mean, optimality gap of
@@ -9,11 +11,15 @@ human-normalised scores with 95 % stratified-bootstrap intervals), ``probability
 (every pair, or every agent against ``--baseline``) and the figures ``aggregates``,
 ``performance_profiles``, ``sample_efficiency`` (IQM of point-in-time scores per evaluation) and
 ``learning_curves`` (per game, debiased-EMA smoothed, 95 % interval over runs) as PNG and PDF.
+
+With ``--parity`` it writes only the parity test of the runs against the study's
+(:mod:`lit_rl.analysis.parity`): ``parity.md`` / ``parity.csv`` and the figure ``parity``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -26,8 +32,11 @@ from lit_rl.analysis.aggregate import (
     sample_efficiency,
 )
 from lit_rl.analysis.curves import bootstrap_band, debiased_ema
+from lit_rl.analysis.parity import compare
+from lit_rl.analysis.parity_report import parity_csv, parity_markdown, plot_parity
 from lit_rl.analysis.scores import Scores, axis_classes, load_run_dirs, load_study_results
 from lit_rl.analysis.tables import game_table, markdown, to_csv, wins_per_class
+from lit_rl.errors import ConfigError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +54,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib needed)")
     parser.add_argument("--curve-games", nargs="+", help="games of the learning-curve figure (default: the first 6)")
     parser.add_argument("--ema-weight", type=float, default=0.98, help="learning-curve smoothing weight")
-    return parser.parse_args(argv)
+    parity = parser.add_argument_group("parity with the study (README, 'Parity with the study's curves')")
+    parity.add_argument(
+        "--parity",
+        type=Path,
+        metavar="STUDY_PICKLE",
+        help="instead of the tables: test the --runs against the study's runs in this pickle, per game x agent",
+    )
+    parity.add_argument("--alpha", type=float, default=0.05, help="family-wise level of each game x agent test")
+    parity.add_argument(
+        "--step-tolerance",
+        type=int,
+        default=2048,
+        help="our evaluation at step s matches the study's at t when 0 <= s - t < this (default: one rollout)",
+    )
+    args = parser.parse_args(argv)
+    if args.parity is not None and args.runs is None:
+        parser.error("--parity compares run directories with the study: give them with --runs")
+    return args
 
 
 def aggregates_markdown(estimates: dict[str, dict]) -> str:
@@ -152,8 +178,19 @@ def plot_profiles(matrices: dict, out: Path, reps: int) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def write_parity(args: argparse.Namespace) -> None:
+    study = load_study_results(args.parity)
+    results = compare(load_run_dirs(args.runs), study, alpha=args.alpha, tolerance=args.step_tolerance)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "parity.md").write_text(parity_markdown(results))
+    (args.out / "parity.csv").write_text(parity_csv(results))
+    if not args.no_figures:
+        plot_parity(results, study, args.out)
+    verdicts = ", ".join(f"{r.game}/{r.agent} {'OUTSIDE' if r.outside.any() else 'in'}" for r in results)
+    print(f"parity: {verdicts}; wrote parity.md, parity.csv{'' if args.no_figures else ' and figures'} to {args.out}")
+
+
+def write_report(args: argparse.Namespace) -> None:
     scores = load_run_dirs(args.runs) if args.runs else load_study_results(args.study_pickle)
     agents = args.agents or list(scores[sorted(scores)[0]])
     others = sorted({a for per_game in scores.values() for a in per_game} - set(agents))
@@ -187,6 +224,18 @@ def main(argv: list[str] | None = None) -> None:
         games = args.curve_games or sorted(scores)[:6]
         plot_learning_curves(scores, agents, games, args.out, args.ema_weight)
     print(f"wrote tables{'' if args.no_figures else ' and figures'} to {args.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        if args.parity is not None:
+            write_parity(args)
+        else:
+            write_report(args)
+    except ConfigError as err:
+        print(f"lit-rl-analyze: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

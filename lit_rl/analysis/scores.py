@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from lit_rl.envs.factory import game_name
+from lit_rl.errors import ConfigError
 
 #: What the restricted unpickler may build: numpy arrays, dtypes and scalars (numpy 1 and 2 paths).
 _ALLOWED = {
@@ -61,25 +62,53 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+#: The layout :func:`load_study_results` expects, for its error message.
+STUDY_LAYOUT = "{'<Game>NoFrameskip-v4': {agent: {'timesteps': [E], 'mean_per_eval': [E, R], ...}}}"
+
+
 def load_study_results(path: str | Path) -> Scores:
     """The study's ``post_processed_results_56.pkl`` (the user's copy) as :data:`Scores`.
 
     Each agent's ``mean_per_eval [50, 5]`` becomes ``Runs.evals``; the pickle does not record which
     column is which seed.
+
+    Raises:
+        ConfigError: The file cannot be read, holds more than numpy arrays, or has another layout.
     """
-    with open(path, "rb") as f:
-        raw = _NumpyOnlyUnpickler(f).load()
+    try:
+        with open(path, "rb") as f:
+            raw = _NumpyOnlyUnpickler(f).load()
+    except OSError as err:
+        raise ConfigError(f"cannot read the study's pickle {path}: {err.strerror or err}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as err:
+        raise ConfigError(f"{path} is not the study's results pickle ({err})") from None
     scores: Scores = {}
-    for env_id, agents in raw.items():
-        scores[game_name(env_id)] = {
-            agent: Runs(
-                np.asarray(data["timesteps"]),
-                np.asarray(data["mean_per_eval"], dtype=np.float64),
-                (None,) * np.asarray(data["mean_per_eval"]).shape[1],
-            )
-            for agent, data in agents.items()
-        }
+    for env_id, agents in _items(raw, path, "the top level"):
+        for agent, data in _items(agents, path, f"{env_id!r}"):
+            scores.setdefault(game_name(str(env_id)), {})[str(agent)] = _study_runs(data, path, f"{env_id!r}/{agent!r}")
     return scores
+
+
+def _items(mapping: object, path: str | Path, where: str) -> list[tuple[object, object]]:
+    if not isinstance(mapping, dict) or not mapping:
+        found = type(mapping).__name__ + (" (empty)" if isinstance(mapping, dict) else "")
+        raise ConfigError(f"{path} is not the study's results pickle: {where} is a {found}; expected {STUDY_LAYOUT}")
+    return list(mapping.items())
+
+
+def _study_runs(data: object, path: str | Path, where: str) -> Runs:
+    keys = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+    if not isinstance(data, dict) or not {"timesteps", "mean_per_eval"} <= set(data):
+        raise ConfigError(f"{path} is not the study's results pickle: {where} holds {keys}; expected {STUDY_LAYOUT}")
+    timesteps = np.asarray(data["timesteps"])
+    evals = np.asarray(data["mean_per_eval"])
+    ok = timesteps.ndim == 1 and evals.ndim == 2 and evals.shape[0] == len(timesteps) and len(timesteps) > 0
+    if not ok or not np.issubdtype(evals.dtype, np.number) or np.any(np.diff(timesteps) <= 0):
+        raise ConfigError(
+            f"{path} is not the study's results pickle: {where} has timesteps {timesteps.shape} and mean_per_eval "
+            f"{evals.shape}; expected {STUDY_LAYOUT} with increasing timesteps"
+        )
+    return Runs(timesteps, evals.astype(np.float64), (None,) * evals.shape[1])
 
 
 def describe_run(run_dir: str | Path) -> tuple[str, str, int]:
@@ -102,12 +131,17 @@ def load_run_dirs(run_dirs: list[str | Path]) -> Scores:
     the env steps of the evaluations left out.
 
     Raises:
-        ValueError: A directory lacks ``config.yaml`` or ``evaluations.npz``, or two runs share a seed.
+        ConfigError: A directory lacks ``config.yaml`` or ``evaluations.npz``, or two runs share a seed.
     """
     groups: dict[tuple[str, str], list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for run_dir in map(Path, run_dirs):
-        if not (run_dir / "config.yaml").is_file() or not (run_dir / "evaluations.npz").is_file():
-            raise ValueError(f"{run_dir} is not a lit_rl run directory (needs config.yaml and evaluations.npz)")
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir} is not a lit_rl run directory (needs config.yaml and evaluations.npz)")
+        if not (run_dir / "evaluations.npz").is_file():
+            raise ConfigError(
+                f"{run_dir} has no evaluations.npz: the run has not finished its first evaluation "
+                "(evaluation.every_n_env_steps); pass run directories that hold config.yaml and evaluations.npz"
+            )
         game, agent, seed = describe_run(run_dir)
         data = np.load(run_dir / "evaluations.npz")
         groups.setdefault((game, agent), []).append((seed, data["timesteps"], data["results"].mean(axis=1)))
@@ -116,10 +150,12 @@ def load_run_dirs(run_dirs: list[str | Path]) -> Scores:
         runs.sort(key=lambda r: r[0])
         seeds = [seed for seed, _, _ in runs]
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"{game}/{agent}: several runs with the same seed {seeds}")
+            raise ConfigError(f"{game}/{agent}: several runs with the same seed {seeds}")
         steps = runs[0][1]
         for _, run_steps, _ in runs[1:]:
             steps = np.intersect1d(steps, run_steps)
+        if len(steps) == 0:
+            raise ConfigError(f"{game}/{agent}: the runs {seeds} share no evaluation step; evaluate them alike")
         for seed, run_steps, _ in runs:
             left_out = np.setdiff1d(run_steps, steps)
             if len(left_out):

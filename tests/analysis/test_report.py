@@ -48,5 +48,6 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     options = ("--runs", "--study-pickle", "--out", "--agents", "--baseline", "--reps", "--poi-reps", "--curve-games")
+    options += ("--parity", "--alpha", "--step-tolerance")
     for option in options:
         assert option in text

@@ -13,6 +13,7 @@ import pytest
 
 from lit_rl.analysis.scores import Runs, axis_classes, load_run_dirs, load_study_results
 from lit_rl.analysis.tables import game_table, markdown, to_csv, wins_per_agent, wins_per_class
+from lit_rl.errors import ConfigError
 from tests.study_data import study_pickle
 
 STUDY_AGENTS = ("NA", "SWA", "CWRA", "CWCA", "CWRCA")
@@ -92,7 +93,7 @@ def test_the_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
 
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"PongNoFrameskip-v4": Exploit()}))
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+    with pytest.raises(ConfigError, match=r"evil.pkl is not the study's results pickle \(refusing to load"):
         load_study_results(path)
 
 
