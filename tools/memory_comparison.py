@@ -5,11 +5,11 @@ at a time with one torch thread each), then reads every run's ``evaluations.npz`
 
 - ``memory_comparison.png`` / ``.pdf``: evaluation return vs env steps, mean over seeds with a 95 %
   percentile-bootstrap interval (needs the ``analysis`` extra);
-- ``memory_comparison.md`` / ``.csv``: per agent the final evaluation (mean and interval over seeds,
-  median of seeds), the best evaluation and the first step each seed reached ``--threshold``.
+- ``memory_comparison.md`` / ``.csv``: per agent and per seed the final evaluation (the mean of the
+  last two evaluations), the first evaluation step reaching 400 and 475, and the wall time of the run.
 
-    python tools/memory_comparison.py --seeds 1 2 3 --jobs 2
-    python tools/memory_comparison.py --agents stateless_gtrxl --seeds 1 2 3 --steps 500000
+    python tools/memory_comparison.py --jobs 2                     # every agent, seeds 0-9
+    python tools/memory_comparison.py --agents stateless_gtrxl --seeds 0 1 2
     python tools/memory_comparison.py --report-only          # re-read finished runs
 
 Runs go to ``--out/runs/<agent>/seed_<s>``; a run whose ``evaluations.npz`` already reaches the
@@ -106,35 +106,81 @@ def first_step_reaching(steps: np.ndarray, returns: np.ndarray, threshold: float
     return float(steps[hits[0]]) if hits.size else float("nan")
 
 
-def report(args: argparse.Namespace) -> dict[str, CurveBand]:
-    bands, rows, csv = {}, [], ["agent,seeds,final_mean,final_low,final_high,final_median,best_mean,median_first_step"]
-    for agent in args.agents:
-        paths = [run_dir(args.out, agent, s) / "evaluations.npz" for s in args.seeds]
-        runs = [load_evaluations(p) for p in paths if p.exists()]
-        if not runs:
+def final_evaluation(returns: np.ndarray) -> float:
+    """The issue's "final evaluation": the mean of the last two evaluations (each over all its episodes)."""
+    return float(np.mean(returns[-2:]))
+
+
+def _step(value: float) -> str:
+    return "never" if np.isnan(value) else f"{value:,.0f}"
+
+
+def per_seed_rows(agent: str, args: argparse.Namespace) -> list[dict]:
+    """One row per finished seed: final evaluation, first steps reaching 400 and 475, wall time."""
+    rows = []
+    for seed in args.seeds:
+        directory = run_dir(args.out, agent, seed)
+        if not (directory / "evaluations.npz").exists():
             continue
-        band = bands[agent] = bootstrap_band(runs)
-        finals = [r[-1] for _, r in runs]
-        firsts = [first_step_reaching(s, r, args.threshold) for s, r in runs]
-        median_first = np.median(firsts) if not np.isnan(firsts).any() else float("nan")
-        first_text = "not reached by every seed" if np.isnan(median_first) else f"{median_first:,.0f}"
+        steps, returns = load_evaluations(directory / "evaluations.npz")
+        wall = directory / "wall_time_s"
         rows.append(
-            f"| {LABELS.get(agent, agent)} | {len(runs)} "
-            f"| {band.mean[-1]:.1f} [{band.low[-1]:.1f}, {band.high[-1]:.1f}] "
-            f"| {np.median(finals):.1f} | {band.mean.max():.1f} | {first_text} |"
+            {
+                "agent": agent,
+                "seed": seed,
+                "steps": int(steps[-1]),
+                "final": final_evaluation(returns),
+                "first_400": first_step_reaching(steps, returns, 400.0),
+                "first_475": first_step_reaching(steps, returns, 475.0),
+                "wall_s": float(wall.read_text()) if wall.exists() else float("nan"),
+                "curve": (steps, returns),
+            }
         )
-        csv.append(
-            f"{agent},{len(runs)},{band.mean[-1]},{band.low[-1]},{band.high[-1]},{np.median(finals)},"
-            f"{band.mean.max()},{median_first}"
+    return rows
+
+
+def report(args: argparse.Namespace) -> dict[str, CurveBand]:
+    """Per seed and per agent tables (Markdown on stdout and in ``--out``, CSV) and the figure."""
+    bands, seed_lines, agent_lines = {}, [], []
+    csv = ["agent,seed,env_steps,final_evaluation,first_step_400,first_step_475,wall_time_s"]
+    for agent in args.agents:
+        rows = per_seed_rows(agent, args)
+        if not rows:
+            continue
+        bands[agent] = bootstrap_band([r["curve"] for r in rows])
+        for r in rows:
+            seed_lines.append(
+                f"| {LABELS.get(agent, agent)} | {r['seed']} | {r['steps']:,} | {r['final']:.1f} "
+                f"| {_step(r['first_400'])} | {_step(r['first_475'])} | {r['wall_s']:.0f} |"
+            )
+            csv.append(f"{agent},{r['seed']},{r['steps']},{r['final']},{r['first_400']},{r['first_475']},{r['wall_s']}")
+        finals = np.array([r["final"] for r in rows])
+        # A seed that never reached a threshold counts as later than any step: the median is then
+        # "never" only if half the seeds or more never reached it.
+        firsts = {k: np.array([r[k] for r in rows]) for k in ("first_400", "first_475")}
+        medians = {k: np.median(np.where(np.isnan(v), np.inf, v)) for k, v in firsts.items()}
+        agent_lines.append(
+            f"| {LABELS.get(agent, agent)} | {len(rows)} | {np.median(finals):.1f} | {finals.min():.1f} "
+            f"| {(finals >= 450).sum()} / {(finals >= 475).sum()} "
+            f"| {_step(np.nan if np.isinf(medians['first_400']) else medians['first_400'])} "
+            f"| {_step(np.nan if np.isinf(medians['first_475']) else medians['first_475'])} "
+            f"| {np.median([r['wall_s'] for r in rows]):.0f} |"
         )
-    header = [
-        f"| agent | seeds | final evaluation at {bands and next(iter(bands.values())).steps[-1]:,} steps, "
-        f"mean [95 % CI] | median of seeds | best mean evaluation | median first step ≥ {args.threshold:g} |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    seed_table = [
+        "| agent | seed | env steps | final evaluation | first step ≥ 400 | first step ≥ 475 | wall time (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *seed_lines,
     ]
-    (args.out / "memory_comparison.md").write_text("\n".join(header + rows) + "\n")
+    agent_table = [
+        "| agent | seeds | median final | worst final | seeds with final ≥ 450 / ≥ 475 "
+        "| median first step ≥ 400 | median first step ≥ 475 | median wall time (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *agent_lines,
+    ]
+    text = "\n".join(agent_table) + "\n\n" + "\n".join(seed_table) + "\n"
+    (args.out / "memory_comparison.md").write_text(text)
     (args.out / "memory_comparison.csv").write_text("\n".join(csv) + "\n")
-    print("\n".join(header + rows))
+    print(text)
     plot(bands, args.out / "memory_comparison")
     return bands
 
@@ -147,7 +193,7 @@ def plot(bands: dict[str, CurveBand], stem: Path) -> None:
     for agent, band in bands.items():
         (line,) = ax.plot(band.steps, band.mean, label=f"{LABELS.get(agent, agent)} ({band.num_runs} seeds)")
         ax.fill_between(band.steps, band.low, band.high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set(xlabel="env steps", ylabel="evaluation return (mean of 10 episodes)", ylim=(0, 510))
+    ax.set(xlabel="env steps", ylabel="evaluation return (mean over its episodes)", ylim=(0, 510))
     ax.set_title("PPO on CartPole: full state vs StatelessCartPole with and without memory", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
@@ -163,7 +209,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="env steps per run (default: each config's)")
     parser.add_argument("--eval-every", type=int, default=25_000, help="evaluation period in env steps")
     parser.add_argument("--eval-episodes", type=int, default=20, help="episodes per evaluation")
-    parser.add_argument("--threshold", type=float, default=400.0, help="return for the 'first step reaching' column")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--out", type=Path, default=Path("bench_results/memory_comparison"), help="output folder")
