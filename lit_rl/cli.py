@@ -14,9 +14,10 @@ import warnings
 from pathlib import Path
 from typing import NoReturn
 
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lit_rl._lightning_compat import ConfigFirstLightningCLI
 from lit_rl.algos.ppo import PPO
 from lit_rl.callbacks import EnvStepCheckpoint, Evaluation, Preemption
 from lit_rl.data.datamodule import RolloutDataModule
@@ -85,7 +86,7 @@ class _OneLineErrorParser(LightningArgumentParser):
         self.exit(2)
 
 
-class LitRLCLI(LightningCLI):
+class LitRLCLI(ConfigFirstLightningCLI):
     """Adds the env-spec link, the always-on preemption, evaluation and checkpoint callbacks, and the
     checks of a checkpoint to resume and of the log directory before anything runs."""
 
@@ -106,7 +107,7 @@ class LitRLCLI(LightningCLI):
         if isinstance(lr, int | float) and not lr > 0:
             raise ConfigError(f"model.optimizer.init_args.lr={float(lr)}; expected a positive learning rate")
 
-    def _parse_ckpt_path(self) -> None:
+    def check_ckpt_path(self) -> None:
         # Lightning would overwrite the config's model arguments with the checkpoint's here, silently
         # (an extractor override or a longer --model.total_env_steps would be ignored). In lit_rl the
         # config rules: the file is only checked now, and against the built model in before_fit.
