@@ -14,12 +14,14 @@ import warnings
 from pathlib import Path
 from typing import NoReturn
 
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
+from lightning.pytorch.trainer import Trainer
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lit_rl._lightning_compat import ConfigFirstLightningCLI
 from lit_rl.algos.ppo import PPO
-from lit_rl.callbacks import EnvStepCheckpoint, Evaluation, Preemption
+from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, Evaluation, Preemption, RunSummary
 from lit_rl.data.datamodule import RolloutDataModule
 from lit_rl.errors import ConfigError, NonFiniteError
 from lit_rl.resume import SPECIAL_CKPT_PATHS, check_writable, load_checkpoint, prepare_resume
@@ -87,8 +89,9 @@ class _OneLineErrorParser(LightningArgumentParser):
 
 
 class LitRLCLI(ConfigFirstLightningCLI):
-    """Adds the env-spec link, the always-on preemption, evaluation and checkpoint callbacks, and the
-    checks of a checkpoint to resume and of the log directory before anything runs."""
+    """Adds the env-spec link, the always-on preemption, evaluation and checkpoint callbacks, the env-step
+    progress bar and run summary, and the checks of a checkpoint to resume and of the log directory
+    before anything runs."""
 
     def add_arguments_to_parser(self, parser) -> None:
         # Passed as a plain dict: checkpoints then hold no custom class and load with weights_only.
@@ -106,6 +109,20 @@ class LitRLCLI(ConfigFirstLightningCLI):
         lr = optimizer.get("init_args", {}).get("lr") if hasattr(optimizer, "get") else None
         if isinstance(lr, int | float) and not lr > 0:
             raise ConfigError(f"model.optimizer.init_args.lr={float(lr)}; expected a positive learning rate")
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """Add :class:`RunSummary`, and :class:`EnvStepProgressBar` unless the config picks a progress bar
+        (``--trainer.callbacks+=...``) or disables it (``--trainer.enable_progress_bar=false``)."""
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer_config = config.get("trainer") or {}
+        callbacks = trainer_config.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        if not any(isinstance(cb, RunSummary) for cb in callbacks):
+            callbacks.append(RunSummary())
+        bar_enabled = trainer_config.get("enable_progress_bar") is not False
+        if bar_enabled and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+            callbacks.append(EnvStepProgressBar())
+        return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
 
     def check_ckpt_path(self) -> None:
         # Lightning would overwrite the config's model arguments with the checkpoint's here, silently
