@@ -7,7 +7,7 @@ count env steps over all processes, from the step a run resumes at::
 
 ``steps/s`` is the wall-clock rate since this process started training, to the end of the latest
 update (rollouts, updates, evaluations and checkpoints); ``return`` the mean raw return of the episodes
-that ended in the latest rollout; ``eval`` the mean return of the latest evaluation
+that ended in the latest rollout (of rank 0 under DDP); ``eval`` the mean return of the latest evaluation
 (:class:`lit_rl.callbacks.evaluation.Evaluation`). :class:`EnvStepProgressBar` draws it with tqdm (the
 CLI's default), :class:`EnvStepRichProgressBar` with rich; both are Lightning progress bars (shown on
 global rank 0 only). :class:`RunSummary` prints the summary on global rank 0, with or without a bar::

@@ -6,6 +6,8 @@ import contextlib
 import io
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -37,16 +39,16 @@ SHORT = [
     "--evaluation.every_n_env_steps=128",
     "--checkpoint.every_n_env_steps=128",
 ]
-BAR = re.compile(r"(\d[\d,]*)/256 env steps( · [^\r\n]*)?")
 
 
 def _fit(save_dir: Path, *extra: str):
     return run(["fit", "--config", QUICKSTART, f"--trainer.logger.init_args.save_dir={save_dir}", *SHORT, *extra])
 
 
-def _bar_states(out: str) -> list[tuple[int, str]]:
+def _bar_states(out: str, total: int = 256) -> list[tuple[int, str]]:
     """(env steps, rest of the line) of every drawing of the bar in captured output."""
-    return [(int(m[1].replace(",", "")), m[2] or "") for m in BAR.finditer(out)]
+    bar = re.compile(rf"(\d[\d,]*)/{total:,} env steps( · [^\r\n]*)?")
+    return [(int(m[1].replace(",", "")), m[2] or "") for m in bar.finditer(out)]
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +177,19 @@ def test_rich_bar_counts_env_steps(tmp_path: Path, capsys) -> None:
 
 
 # -- DDP: rank 0 only ----------------------------------------------------------------------------
+
+
+def test_two_rank_ddp_run_draws_one_bar_and_one_summary(tmp_path: Path) -> None:
+    """2 CPU processes (gloo), 64 env steps per rollout over both ranks: rank 1 draws and prints nothing."""
+    cmd = [sys.executable, "-m", "lit_rl", "fit", "--config", QUICKSTART, "--trainer.strategy=ddp"]
+    cmd += ["--trainer.devices=2", "--trainer.accelerator=cpu", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    cmd += [*SHORT, "--model.total_env_steps=512", "--evaluation.every_n_env_steps=0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    steps = [s for s, _ in _bar_states(proc.stdout, total=512)]
+    assert steps.count(0) == 1  # the first drawing, once: one bar
+    assert set(steps) == set(range(0, 513, 64))  # global env steps: both ranks counted
+    assert proc.stdout.count("Done: 512 env steps in ") == 1
 
 
 def _fake(rank: int):
