@@ -149,7 +149,7 @@ class RND(nn.Module):
         """Predictor loss on a random ``update_proportion`` of the inputs ``[M, *input_shape]``.
 
         Deviation from reference: cleanrl runs both networks on the whole minibatch and masks the
-        loss; only the drawn samples are run here (the same loss and gradient, 1/4 of the work).
+        loss; only the drawn samples are run here (the same loss and gradient, ``update_proportion`` of the work).
         """
         mask = torch.rand(x.shape[0], device=x.device) < self.update_proportion
         if not mask.any():  # keep the predictor in the graph (DDP expects a gradient for every parameter)
