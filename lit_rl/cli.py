@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import importlib.util
 import re
 import sys
 import warnings
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 from lightning.pytorch.trainer import Trainer
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -109,6 +110,7 @@ class LitRLCLI(ConfigFirstLightningCLI):
         lr = optimizer.get("init_args", {}).get("lr") if hasattr(optimizer, "get") else None
         if isinstance(lr, int | float) and not lr > 0:
             raise ConfigError(f"model.optimizer.init_args.lr={float(lr)}; expected a positive learning rate")
+        check_rich_available(config.get("trainer", {}).get("callbacks"))
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """Add :class:`RunSummary`, and :class:`EnvStepProgressBar` unless the config picks a progress bar
@@ -157,6 +159,23 @@ class LitRLCLI(ConfigFirstLightningCLI):
         """``128 + signal`` if a preemption signal stopped the run, else 0."""
         codes = [cb.exit_code for cb in self.trainer.callbacks if isinstance(cb, Preemption) and cb.exit_code]
         return codes[0] if codes else 0
+
+
+def check_rich_available(callbacks: Any) -> None:
+    """Raise :class:`ConfigError` if a rich progress bar is configured in ``trainer.callbacks`` without
+    ``rich`` installed (Lightning would fail inside jsonargparse, with pages of traceback)."""
+    if importlib.util.find_spec("rich") is not None:
+        return
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        class_path = getattr(callback, "class_path", None)
+        if not isinstance(class_path, str):
+            continue
+        module, _, name = class_path.rpartition(".")
+        if issubclass(getattr(importlib.import_module(module), name, object), RichProgressBar):
+            raise ConfigError(
+                f"trainer.callbacks: {class_path} needs the rich package (pip install rich); "
+                "without it, leave out the callback for the default bar, lit_rl.callbacks.EnvStepProgressBar"
+            )
 
 
 def run(args: ArgsType = None, *, subcommand: bool = True) -> LitRLCLI:

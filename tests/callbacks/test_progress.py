@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import math
 import re
@@ -255,3 +256,17 @@ def test_rich_bar_keeps_one_env_step_task_across_epochs() -> None:
         assert task.description.startswith("6,144/8,192 env steps") and task.completed == 6144
     finally:
         bar.on_train_end(trainer, module)
+
+
+def test_a_rich_bar_without_rich_is_one_clear_line(monkeypatch, capsys) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rich" else real(name, *a))
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fit", "--config", QUICKSTART, "--trainer.callbacks+=lit_rl.callbacks.EnvStepRichProgressBar"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "lit-rl: error: trainer.callbacks: lit_rl.callbacks.EnvStepRichProgressBar needs the rich package "
+        "(pip install rich); without it, leave out the callback for the default bar, "
+        "lit_rl.callbacks.EnvStepProgressBar"
+    )
