@@ -101,6 +101,10 @@ def latest_evaluation(trainer: L.Trainer) -> tuple[int, EpisodeResults] | None:
     return None
 
 
+#: Where Lightning's log lines (and lit_rl's, which go through Lightning's loggers) are handled.
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+
+
 class _Clock:
     """Env steps and wall time since this process started training; the rate is taken at the end of
     each update (collection + update + callbacks), so a redraw in the middle of one does not inflate it."""
@@ -157,7 +161,7 @@ class EnvStepProgressBar(TQDMProgressBar):
         self._clock = _Clock(pl_module)
         self.train_progress_bar = self.init_train_tqdm()
         if self.is_enabled:
-            loggers = [logging.getLogger("lightning.pytorch"), logging.getLogger("lightning.fabric")]
+            loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
             self._redirect.enter_context(logging_redirect_tqdm(loggers=loggers, tqdm_class=Tqdm))
         self._show(trainer, pl_module)
 
@@ -206,6 +210,7 @@ class EnvStepRichProgressBar(RichProgressBar):
     def __init__(self, refresh_rate: int = 10, console_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=False, console_kwargs=console_kwargs)
         self._clock: _Clock | None = None
+        self._redirect = contextlib.ExitStack()
 
     def configure_columns(self, trainer: L.Trainer) -> list:
         from lightning.pytorch.callbacks.progress.rich_progress import CustomBarColumn
@@ -226,6 +231,13 @@ class EnvStepRichProgressBar(RichProgressBar):
             line = self._clock.line(trainer, pl_module)
             self.train_progress_bar_id = self.progress.add_task(line, total=total, completed=env_steps)
             self.refresh()
+            # rich's live display replaces sys.stdout/stderr to print above the bar; Lightning's log
+            # handlers hold the original streams: point them at the replacements while the bar is shown.
+            for name in LIGHTNING_LOGGERS:
+                for handler in logging.getLogger(name).handlers:
+                    if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, sys.__stdout__):
+                        replacement = sys.stderr if handler.stream is sys.__stderr__ else sys.stdout
+                        self._redirect.callback(handler.setStream, handler.setStream(replacement))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pass  # one bar for the whole run, not one per epoch
@@ -242,7 +254,13 @@ class EnvStepRichProgressBar(RichProgressBar):
         self._show(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._stop_progress()  # before the run summary (Lightning stops it only at teardown)
+        if self.progress is not None:  # before the run summary (Lightning stops it only at teardown)
+            self.progress.stop()
+        self._redirect.close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self._redirect.close()
 
     def _show(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.is_disabled or self.progress is None or self.train_progress_bar_id is None or self._clock is None:

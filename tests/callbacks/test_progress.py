@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import math
 import re
 import subprocess
@@ -159,6 +160,8 @@ def test_a_progress_bar_chosen_in_the_config_replaces_the_default(tmp_path: Path
 
 def test_rich_bar_counts_env_steps(tmp_path: Path, capsys) -> None:
     pytest.importorskip("rich")
+    from rich import get_console
+
     from lit_rl.callbacks.progress import EnvStepRichProgressBar
 
     cli = _fit(
@@ -171,7 +174,7 @@ def test_rich_bar_counts_env_steps(tmp_path: Path, capsys) -> None:
     task = bar.progress.tasks[bar.train_progress_bar_id]
     assert (task.completed, task.total) == (256, 256)
     assert task.description.startswith("256/256 env steps · ")
-    shown = bar._console.export_text()
+    shown = get_console().export_text()  # the console Lightning configured from console_kwargs
     assert re.search(r"100% \S+ 256/256 env steps · [\d,]+ steps/s · return ", shown), shown[-500:]
     assert "Epoch" not in shown and "ep_return" not in shown  # Lightning's epoch counter and metrics column
     assert "Done: 256 env steps in " in capsys.readouterr().out
@@ -245,9 +248,12 @@ def test_rich_bar_keeps_one_env_step_task_across_epochs() -> None:
     bar = EnvStepRichProgressBar(console_kwargs={"width": 200})
     trainer.num_training_batches, trainer.current_epoch, trainer.progress_bar_callback = 8, 0, bar
     trainer.state, trainer.sanity_checking, trainer.training = SimpleNamespace(fn="fit"), False, True
+    handler = logging.StreamHandler(sys.__stderr__)  # as Lightning's own, made at import
+    logging.getLogger("lightning.pytorch").addHandler(handler)
     bar.setup(trainer, module, "fit")
     bar.on_train_start(trainer, module)
     try:
+        assert handler.stream is sys.stderr  # where rich's live display prints above the bar
         bar.on_train_epoch_start(trainer, module)  # Lightning's would start an "Epoch 0" task of 8 batches
         task = bar.progress.tasks[bar.train_progress_bar_id]
         assert (task.description, task.completed, task.total) == ("4,096/8,192 env steps · return 21.0", 4096, 8192)
@@ -256,6 +262,8 @@ def test_rich_bar_keeps_one_env_step_task_across_epochs() -> None:
         assert task.description.startswith("6,144/8,192 env steps") and task.completed == 6144
     finally:
         bar.on_train_end(trainer, module)
+        logging.getLogger("lightning.pytorch").removeHandler(handler)
+    assert handler.stream is sys.__stderr__  # given back
 
 
 def test_a_rich_bar_without_rich_is_one_clear_line(monkeypatch, capsys) -> None:
@@ -270,3 +278,22 @@ def test_a_rich_bar_without_rich_is_one_clear_line(monkeypatch, capsys) -> None:
         "(pip install rich); without it, leave out the callback for the default bar, "
         "lit_rl.callbacks.EnvStepProgressBar"
     )
+
+
+def test_lightning_log_lines_go_through_the_tqdm_bar_while_it_is_shown(capsys) -> None:
+    trainer, module = _fake(0)
+    logger = logging.getLogger("lightning.pytorch")
+    handler = logging.StreamHandler(sys.stdout)  # a console handler, as Lightning's own
+    logger.addHandler(handler)
+    bar = EnvStepProgressBar()
+    bar.setup(trainer, module, "fit")
+    try:
+        bar.on_train_start(trainer, module)
+        assert handler not in logger.handlers  # replaced by tqdm's, which clears the bar, writes, redraws it
+        logger.warning("Evaluation at 4,096 env steps")
+        bar.on_train_end(trainer, module)
+        assert handler in logger.handlers  # given back
+    finally:
+        logger.removeHandler(handler)
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("Evaluation at 4,096 env steps\n") == 1
