@@ -8,17 +8,21 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import importlib.util
 import re
 import sys
 import warnings
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser
+from lightning.pytorch.trainer import Trainer
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lit_rl._lightning_compat import ConfigFirstLightningCLI
 from lit_rl.algos.ppo import PPO
-from lit_rl.callbacks import EnvStepCheckpoint, Evaluation, Preemption
+from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, Evaluation, Preemption, RunSummary
 from lit_rl.data.datamodule import RolloutDataModule
 from lit_rl.errors import ConfigError, NonFiniteError
 from lit_rl.resume import SPECIAL_CKPT_PATHS, check_writable, load_checkpoint, prepare_resume
@@ -85,9 +89,10 @@ class _OneLineErrorParser(LightningArgumentParser):
         self.exit(2)
 
 
-class LitRLCLI(LightningCLI):
-    """Adds the env-spec link, the always-on preemption, evaluation and checkpoint callbacks, and the
-    checks of a checkpoint to resume and of the log directory before anything runs."""
+class LitRLCLI(ConfigFirstLightningCLI):
+    """Adds the env-spec link, the always-on preemption, evaluation and checkpoint callbacks, the env-step
+    progress bar and run summary, and the checks of a checkpoint to resume and of the log directory
+    before anything runs."""
 
     def add_arguments_to_parser(self, parser) -> None:
         # Passed as a plain dict: checkpoints then hold no custom class and load with weights_only.
@@ -105,8 +110,23 @@ class LitRLCLI(LightningCLI):
         lr = optimizer.get("init_args", {}).get("lr") if hasattr(optimizer, "get") else None
         if isinstance(lr, int | float) and not lr > 0:
             raise ConfigError(f"model.optimizer.init_args.lr={float(lr)}; expected a positive learning rate")
+        check_rich_available(config.get("trainer", {}).get("callbacks"))
 
-    def _parse_ckpt_path(self) -> None:
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """Add :class:`RunSummary`, and :class:`EnvStepProgressBar` unless the config picks a progress bar
+        (``--trainer.callbacks+=...``) or disables it (``--trainer.enable_progress_bar=false``)."""
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer_config = config.get("trainer") or {}
+        callbacks = trainer_config.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        if not any(isinstance(cb, RunSummary) for cb in callbacks):
+            callbacks.append(RunSummary())
+        bar_enabled = trainer_config.get("enable_progress_bar") is not False
+        if bar_enabled and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+            callbacks.append(EnvStepProgressBar())
+        return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
+
+    def check_ckpt_path(self) -> None:
         # Lightning would overwrite the config's model arguments with the checkpoint's here, silently
         # (an extractor override or a longer --model.total_env_steps would be ignored). In lit_rl the
         # config rules: the file is only checked now, and against the built model in before_fit.
@@ -139,6 +159,23 @@ class LitRLCLI(LightningCLI):
         """``128 + signal`` if a preemption signal stopped the run, else 0."""
         codes = [cb.exit_code for cb in self.trainer.callbacks if isinstance(cb, Preemption) and cb.exit_code]
         return codes[0] if codes else 0
+
+
+def check_rich_available(callbacks: Any) -> None:
+    """Raise :class:`ConfigError` if a rich progress bar is configured in ``trainer.callbacks`` without
+    ``rich`` installed (Lightning would fail inside jsonargparse, with pages of traceback)."""
+    if importlib.util.find_spec("rich") is not None:
+        return
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        class_path = getattr(callback, "class_path", None)
+        if not isinstance(class_path, str):
+            continue
+        module, _, name = class_path.rpartition(".")
+        if issubclass(getattr(importlib.import_module(module), name, object), RichProgressBar):
+            raise ConfigError(
+                f"trainer.callbacks: {class_path} needs the rich package (pip install rich); "
+                "without it, leave out the callback for the default bar, lit_rl.callbacks.EnvStepProgressBar"
+            )
 
 
 def run(args: ArgsType = None, *, subcommand: bool = True) -> LitRLCLI:

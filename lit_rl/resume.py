@@ -21,6 +21,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from lit_rl import _lightning_compat as compat
 from lit_rl.callbacks.checkpoint import EnvStepCheckpoint
 from lit_rl.errors import ConfigError
 
@@ -181,9 +182,9 @@ def find_last_checkpoint(trainer: L.Trainer, datamodule: Any, *, fixed_dir_only:
     logger = trainer.logger
     if dirpaths:
         candidates += [Path(d) / "last.ckpt" for d in dirpaths]
-    elif logger is not None and hasattr(logger, "root_dir") and hasattr(logger, "_version"):
+    elif compat.has_version_dirs(logger):
         # TensorBoardLogger, CSVLogger: <save_dir>/<name>/<version>; the version is None until chosen.
-        root, version = Path(logger.root_dir), logger._version
+        root, version = Path(logger.root_dir), compat.logger_version(logger)
         if version is not None:
             name = version if isinstance(version, str) else f"version_{version}"
             candidates.append(root / name / (getattr(logger, "sub_dir", None) or "") / "checkpoints" / "last.ckpt")
@@ -229,14 +230,12 @@ def continue_run_directory(trainer: L.Trainer, checkpoint: dict[str, Any]) -> No
         rank_zero_info(f"Resuming at {env_steps:,} env steps")
         return
     log_dir = Path(log_dir)
-    if logger._version is None:
+    if compat.logger_version(logger) is None:
         if log_dir.parent.resolve() != Path(logger.root_dir).resolve() or logger.sub_dir:
             rank_zero_info(f"Resuming at {env_steps:,} env steps")
             return  # another save_dir or logger name: the user asked for a new place
         match = re.fullmatch(r"version_(\d+)", log_dir.name)
-        # TensorBoardLogger has no setter for these: both are read when its log_dir/experiment is first used.
-        logger._version = int(match.group(1)) if match else log_dir.name
-    if Path(logger.log_dir).resolve() == log_dir.resolve() and logger._experiment is None:
-        if logger._kwargs.get("purge_step") is None:  # LightningCLI passes purge_step=None explicitly
-            logger._kwargs["purge_step"] = env_steps + 1
+        compat.set_logger_version(logger, int(match.group(1)) if match else log_dir.name)
+    if Path(logger.log_dir).resolve() == log_dir.resolve() and not compat.experiment_started(logger):
+        compat.set_default_purge_step(logger, env_steps + 1)
     rank_zero_info(f"Resuming at {env_steps:,} env steps in {logger.log_dir}")

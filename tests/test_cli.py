@@ -169,7 +169,8 @@ STUDY_AGENTS = ("NA", "SWA", "CWRA", "CWCA", "CWRCA")
 
 
 def test_study_configs_differ_only_in_the_agent() -> None:
-    """The five agent configs share every hyperparameter (spec §3); only the attention module and the name differ."""
+    """The five agent configs share every hyperparameter (the study's protocol); only the attention module and
+    the name differ."""
     study = Path(__file__).parents[1] / "configs" / "study"
     configs = {agent: yaml.safe_load((study / f"{agent}.yaml").read_text()) for agent in STUDY_AGENTS}
     for agent, cfg in configs.items():

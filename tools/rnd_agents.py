@@ -2,7 +2,8 @@
 intrinsic rewards and rooms of a short Montezuma's Revenge run.
 
     # steps/s of ViT-explore (separate, joint), ViT-cls and CNN on Montezuma, interleaved repeats;
-    # --size reference is the spec's ViT (D 256, depth 3), --size small the quick config's (D 64, depth 2)
+    # --size reference: the explorative-attention design's ViT (D 256, depth 3); --size small: the quick
+    # config's (D 64, depth 2)
     python tools/rnd_agents.py throughput --size small --rollouts 3 --repeats 3
 
     # a short run of configs/rnd/quick_montezuma_vit.yaml, then its curves (PNG needs `analysis`)

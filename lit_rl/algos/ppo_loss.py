@@ -71,7 +71,6 @@ def ppo_loss(
     ent_coef: float,
     norm_adv: bool = True,
     clip_vloss: bool = False,
-    vf_clip_coef: float | None = None,
     mask: Tensor | None = None,
     int_new_values: Tensor | None = None,
     int_returns: Tensor | None = None,
@@ -91,8 +90,8 @@ def ppo_loss(
             the plain MSE, so SB3's ``vf_coef = c`` equals ``vf_coef = 2c`` here.
         ent_coef: Weight of the entropy bonus.
         norm_adv: Normalise advantages over this minibatch.
-        clip_vloss: Clip the value update around ``old_values`` (cleanrl's default; SB3's is off).
-        vf_clip_coef: Clip range for the value update; ``None`` uses ``clip_coef``.
+        clip_vloss: Clip the value update around ``old_values`` to ``±clip_coef`` (cleanrl's default;
+            SB3's is off).
         mask: Real samples (``True``) and padding (``False``) of sequence minibatches; every term,
             diagnostic and the advantage normalisation average over the real samples only.
         int_new_values: The intrinsic value head's ``V^int_θ(s)`` (RND), or ``None``.
@@ -128,8 +127,7 @@ def ppo_loss(
     policy_loss = -masked_mean(torch.min(surrogate, clipped), mask)
 
     if clip_vloss:
-        vf_clip = clip_coef if vf_clip_coef is None else vf_clip_coef
-        values_clipped = old_values + (new_values - old_values).clamp(-vf_clip, vf_clip)
+        values_clipped = old_values + (new_values - old_values).clamp(-clip_coef, clip_coef)
         value_loss = 0.5 * masked_mean(torch.max((new_values - returns) ** 2, (values_clipped - returns) ** 2), mask)
     else:
         value_loss = 0.5 * masked_mean((new_values - returns) ** 2, mask)

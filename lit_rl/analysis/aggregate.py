@@ -1,4 +1,4 @@
-"""Human-normalised scores and rliable's aggregate statistics (spec ``axis-attention-study.md`` §5).
+"""Human-normalised scores and rliable's aggregate statistics (README, "Analysis and interpretability").
 
 The statistics are rliable's (Agarwal et al., 2021): median, IQM, mean and optimality gap of a
 runs × games score matrix, the probability of improvement, and performance profiles, each with

@@ -1,7 +1,8 @@
 """Evaluation scores of many runs as one table: ``game → agent → Runs``.
 
 Two sources give the same form: lit_rl run directories (``config.yaml`` + ``evaluations.npz``) and the
-study's published ``post_processed_results_56.pkl`` (spec ``axis-attention-study.md`` §7), read with
+study's published ``post_processed_results_56.pkl`` (JianxiaoSun/self-attention-rl; README, "Analysis and
+interpretability"), read with
 an unpickler that allows only numpy's array reconstruction.
 """
 

@@ -1,4 +1,4 @@
-"""The study's per-game table, winners and win counts (spec ``axis-attention-study.md`` §5).
+"""The study's per-game table, winners and win counts (README, "Analysis and interpretability").
 
 A cell is the mean over runs of the run score ``S_r`` ± its standard error ``std(S_r, ddof=0) / √R``;
 the winner of a game is the agent with the highest mean.

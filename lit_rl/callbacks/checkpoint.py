@@ -20,6 +20,7 @@ from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_warn
 
+from lit_rl._lightning_compat import hpc_save_path
 from lit_rl.errors import ConfigError
 
 #: Written to the run's log directory when a run reaches its budget (holds the env-step count).
@@ -119,7 +120,7 @@ class EnvStepCheckpoint(L.Callback):
             self._save(trainer, directory / "last.ckpt")
         if preempted and SLURMEnvironment.detect():
             # Lightning resumes a requeued SLURM job from the newest hpc_ckpt_<n>.ckpt in default_root_dir.
-            self._save(trainer, Path(trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir)))
+            self._save(trainer, Path(hpc_save_path(trainer, trainer.default_root_dir)))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A finished run marks its directory (sweeps skip it); a preempted or failed one does not.

@@ -1,4 +1,5 @@
-"""Periodic and final evaluation on a separate env with raw full-game scores (spec §3).
+"""Periodic and final evaluation on a separate env with raw full-game scores (the axis-attention study's
+protocol; README, "Using the CLI").
 
 Results go to TensorBoard (``eval/*`` against env steps) and to ``evaluations.npz`` in the run's log
 directory with the keys and shapes of RL Zoo's ``EvalCallback`` — ``timesteps [E]``,

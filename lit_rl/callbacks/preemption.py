@@ -26,6 +26,8 @@ import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from lit_rl._lightning_compat import take_over_sigterm
+
 Signal = Literal["SIGTERM", "SIGUSR1", "SIGUSR2", "SIGINT"]
 
 
@@ -61,10 +63,8 @@ class Preemption(L.Callback):
         # SIGTERM handler would stop the run after the current minibatch, without a checkpoint.
         self._trainer = trainer
         self.received, self.stopping = None, False
-        connector = getattr(trainer, "_signal_connector", None)
-        if connector is not None and connector.received_sigterm:
+        if take_over_sigterm(trainer):
             # A SIGTERM in the moment before this: take it over (Lightning would exit with status 0).
-            connector.received_sigterm = False
             self.received = signal.SIGTERM
         if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
             return

@@ -9,7 +9,8 @@ import torch
 
 @dataclass(frozen=True)
 class AtariOptions:
-    """The Atari protocol of the study (spec §3) and of cleanrl / RL Zoo, field by field.
+    """The Atari protocol of the axis-attention study (README, "Atari protocol and backends") and of
+    cleanrl / RL Zoo, field by field.
 
     The env id only selects the game: ``PongNoFrameskip-v4``, ``ALE/Pong-v5`` and ``Pong-v4`` give the
     same environment; the protocol is defined here, identically for both backends.

@@ -28,7 +28,7 @@ from lit_rl.models.extractors.axial_attention import SWA
 
 def capture_observations(env_id: str, count: int, seed: int = 0, gaps: tuple[int, int] = (200, 1000)) -> np.ndarray:
     """``count`` observation stacks ``[count, 1, C, H, W]`` (uint8) from a uniformly random policy, taken
-    a random number of steps in ``gaps`` apart (the study's protocol, spec §6)."""
+    a random number of steps in ``gaps`` apart (the study's protocol; README, "Analysis and interpretability")."""
     from lit_rl.envs.factory import make_vector_env
 
     env = make_vector_env(env_id, num_envs=1, backend="gymnasium")

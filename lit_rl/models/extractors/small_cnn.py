@@ -1,4 +1,6 @@
-"""The small CNN of DQN 2013 / A3C, the backbone of the axis-attention study (spec §1).
+"""The small CNN of DQN 2013 / A3C (Mnih et al., 2013, 2016), the backbone of the axis-attention study
+"Revisiting Self-Attention in Deep Reinforcement Learning: A Dimensional Perspective"
+(JianxiaoSun/self-attention-rl; README, "The study's agents").
 
 ``c1: 16·8×8/4 → c2: 32·4×4/2 → l1: Linear(2592 → 256)``, ReLU after each; 676,144 parameters on
 ``4×84×84`` inputs. Not the Nature CNN. The study's attention agents put one module after ``ReLU(c1)``

@@ -1,8 +1,9 @@
 """Vision Transformer trunk with explorative and exploitative tokens (PPO + RND).
 
-Spec: ``shared/specs/explorative-vit-rnd.md`` §1, after
+The design of
 cangozpi/Explorative-Attention-ViT-for-Model-Predictive-Exploration-in-Reinforcement-Learning (built on
-lucidrains/vit-pytorch), without its defects (§3): here every pass gets its own token and the
+lucidrains/vit-pytorch; ViT: Dosovitskiy et al., 2021), without its defects (README, "Exploration: the
+explorative-attention ViT with RND"): here every pass gets its own token and the
 positional embedding, and both tokens receive gradients.
 
 Patches of ``P × P`` pixels of all ``C`` frames are embedded by ``LayerNorm(P²C) → Linear(P²C → D) →
@@ -68,7 +69,7 @@ class _WeightsProbe(nn.Module):
 
 
 class ViTExtractor(StreamExtractor):
-    """ViT over stacked frames with ``explore_token`` / ``exploit_token`` (spec §1).
+    """ViT over stacked frames with ``explore_token`` / ``exploit_token`` (see the module docstring).
 
     Args:
         obs_shape: ``(C, H, W)`` with ``H`` and ``W`` multiples of ``patch_size``.

@@ -1,10 +1,11 @@
 """Random Network Distillation (Burda et al., 2019): novelty as the error of predicting a random network.
 
-Spec: ``shared/specs/explorative-vit-rnd.md`` §2; references cleanrl ``ppo_rnd_envpool.py`` and
-jcwleo/random-network-distillation-pytorch. The PPO module owns one :class:`RND` (``model.intrinsic``)
-and calls it once per rollout (rewards, statistics) and once per minibatch (predictor loss); every
-running statistic is a buffer, so a checkpoint resumes it exactly. The statistics live here, not in
-numpy beside the model as in the references.
+References: cleanrl ``ppo_rnd_envpool.py`` and jcwleo/random-network-distillation-pytorch (their
+networks, normalisations and hyperparameters; README, "Exploration: the explorative-attention ViT with
+RND"). The PPO module owns one :class:`RND` (``model.intrinsic``) and calls it once per rollout
+(rewards, statistics) and once per minibatch (predictor loss); every running statistic is a buffer, so
+a checkpoint resumes it exactly. The statistics live here, not in numpy beside the model as in the
+references.
 """
 
 from __future__ import annotations
@@ -26,18 +27,15 @@ def rnd_rewards(predicted: Tensor, target: Tensor) -> Tensor:
     return 0.5 * (predicted.float() - target.float()).pow(2).sum(-1)
 
 
-def rnd_loss(predicted: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Predictor loss: per-sample MSE over features, averaged over the samples where ``mask`` is true.
-
-    Shapes: ``predicted``, ``target``: ``[M, F]``; ``mask``: ``[M]`` bool (cleanrl's ``update_proportion``
-    draw; at least one sample is assumed when averaging).
-    """
+def rnd_loss(predicted: Tensor, target: Tensor) -> Tensor:
+    """Predictor loss: per-sample MSE over features, averaged over the samples (the ones
+    :meth:`RND.loss` drew). Shapes: ``predicted``, ``target``: ``[M, F]``, ``M >= 1``."""
     per_sample = F.mse_loss(predicted.float(), target.detach().float(), reduction="none").mean(-1)
-    return (per_sample * mask).sum() / mask.sum().clamp_min(1)
+    return per_sample.sum() / per_sample.shape[0]
 
 
 def _network(input_shape: tuple[int, ...], feature_dim: int, predictor: bool) -> nn.Sequential:
-    """The target (or, with ``predictor``, the deeper predictor) network of spec §2."""
+    """The target (or, with ``predictor``, the deeper predictor) network of jcwleo's and cleanrl's RND."""
     if len(input_shape) == 3:
         convs = nn.Sequential(
             nn.Conv2d(input_shape[0], 32, 8, stride=4),
@@ -65,7 +63,7 @@ class RND(nn.Module):
 
     Args:
         obs_shape: The agent's observation shape; RND sees the newest frame ``[1, H, W]`` of image
-            stacks (spec §2: pixels, not the policy's features) and whole vector observations.
+            stacks (pixels, not the policy's features, as in Burda et al.) and whole vector observations.
         num_envs: Envs per process (the discounted intrinsic return is tracked per env).
         gamma: Intrinsic discount ``γ_int``, of the reward normaliser and of the intrinsic GAE.
         ext_coef, int_coef: ``A = ext_coef · A_ext + int_coef · A_int``.
@@ -147,20 +145,20 @@ class RND(nn.Module):
         """Raw intrinsic rewards ``[M]`` of inputs ``[M, *input_shape]`` (in chunks, to bound memory)."""
         return torch.cat([rnd_rewards(*self(part)) for part in x.split(chunk)])
 
-    def loss(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def loss(self, x: Tensor) -> Tensor:
         """Predictor loss on a random ``update_proportion`` of the inputs ``[M, *input_shape]``.
 
         Deviation from reference: cleanrl runs both networks on the whole minibatch and masks the
-        loss; only the drawn samples are run here (the same loss and gradient, 1/4 of the work).
+        loss; only the drawn samples are run here (the same loss and gradient, ``update_proportion`` of the work).
         """
-        mask = torch.rand(x.shape[0], device=x.device, generator=generator) < self.update_proportion
+        mask = torch.rand(x.shape[0], device=x.device) < self.update_proportion
         if not mask.any():  # keep the predictor in the graph (DDP expects a gradient for every parameter)
             return self.predictor(self.normalize(x[:1])).sum() * 0.0
         chosen = x[mask]
         predicted = self.predictor(self.normalize(chosen))
         with torch.no_grad():
             target = self.target(self.normalize(chosen))
-        return rnd_loss(predicted, target, torch.ones(chosen.shape[0], dtype=torch.bool, device=x.device))
+        return rnd_loss(predicted, target)
 
     @torch.no_grad()
     def normalize_rewards(self, rewards: Tensor, reduce_sum: ReduceSum | None = None) -> Tensor:

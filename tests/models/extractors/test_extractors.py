@@ -35,7 +35,7 @@ def test_shapes_and_gradients(cls, shape, kwargs, out_dim, batch) -> None:
 
 
 def test_parameter_counts() -> None:
-    # spec §1: 16*4*64+16 + 32*16*16+32 + 2592*256+256 = 676,144
+    # the study's small CNN: 16*4*64+16 + 32*16*16+32 + 2592*256+256 = 676,144
     assert sum(p.numel() for p in SmallCNN((4, 84, 84)).parameters()) == 676_144
     # Nature CNN: 8,224 + 32,832 + 36,928 + 1,606,144
     assert sum(p.numel() for p in NatureCNN((4, 84, 84)).parameters()) == 1_684_128
