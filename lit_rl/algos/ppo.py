@@ -1,8 +1,8 @@
 """Proximal Policy Optimization (Schulman et al., 2017) as a LightningModule, optionally with RND.
 
 Reference: cleanrl ``ppo_atari.py``; the update reads top to bottom as its inner loop does. With
-``intrinsic`` (Random Network Distillation) it follows cleanrl ``ppo_rnd_envpool.py`` and spec
-``explorative-vit-rnd.md`` §2: two value heads, an episodic extrinsic and a non-episodic intrinsic
+``intrinsic`` (Random Network Distillation) it follows cleanrl ``ppo_rnd_envpool.py`` and Burda et al.
+(2019): two value heads, an episodic extrinsic and a non-episodic intrinsic
 GAE, ``A = ext_coef · A_ext + int_coef · A_int``, and the predictor trained in the same step.
 Deviations from the reference are marked where they happen.
 """
@@ -359,7 +359,7 @@ class PPO(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = list(self.policy.parameters())
         if self.intrinsic is not None:
-            params += list(self.intrinsic.predictor.parameters())  # the same optimiser (spec §2)
+            params += list(self.intrinsic.predictor.parameters())  # the same optimiser (cleanrl ppo_rnd_envpool.py)
         optimizer = self.optimizer_factory(params)
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])

@@ -1,6 +1,6 @@
 """Classic-control envs of lit_rl: StatelessCartPole, and observation stacking for any env.
 
-StatelessCartPole follows the memory spec (``shared/specs/memory-gtrxl.md`` §1) and RLlib's
+StatelessCartPole follows RLlib's GTrXL release test (Parisotto et al., 2020, as RLlib runs it) and RLlib's
 ``ray/rllib/examples/envs/classes/stateless_cartpole.py``: CartPole-v1's dynamics, rewards and
 500-step time limit, with the two velocities removed from the observation, so a memoryless policy
 cannot tell which way the cart and the pole move.

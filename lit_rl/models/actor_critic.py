@@ -2,7 +2,7 @@
 
 Reference: cleanrl ``ppo_atari.py`` (``Agent``): shared trunk, ``Linear`` actor and critic heads,
 orthogonal init with gains √2 / 0.01 / 1.0, inputs scaled by 1/255. With ``heads="rnd"`` the heads of
-cleanrl ``ppo_rnd_envpool.py`` / jcwleo's RND (spec ``explorative-vit-rnd.md`` §1): an MLP actor and
+cleanrl ``ppo_rnd_envpool.py`` / jcwleo's RND (Burda et al., 2019): an MLP actor and
 value heads behind a shared residual ``extra_layer``; ``intrinsic_value`` adds the second (intrinsic)
 value head RND trains.
 """

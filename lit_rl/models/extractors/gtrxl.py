@@ -1,6 +1,6 @@
 """Gated Transformer-XL memory (Parisotto et al., 2019, "Stabilizing Transformers for RL").
 
-Follows ``shared/specs/memory-gtrxl.md`` §2 and RLlib's ``GTrXLNet``
+Follows Parisotto et al. (2020), "Stabilizing Transformers for Reinforcement Learning", and RLlib's ``GTrXLNet``
 (``ray/rllib/models/torch/attention_net.py``): per unit, Transformer-XL relative attention of the
 current positions over ``[stopgrad(memory); current]`` after a LayerNorm, ``ReLU(Linear)`` on its
 output, a GRU gate, a LayerNorm'd position-wise MLP and a second GRU gate; the memory of a unit is

@@ -1,5 +1,5 @@
 """Memory extractors (GTrXL, LSTM): the sequence contract, and GTrXL's attention and gates against
-references written out here from the spec (shared/specs/memory-gtrxl.md §2)."""
+references written out here from Parisotto et al. (2020) and Dai et al. (2019)."""
 
 from __future__ import annotations
 
@@ -129,8 +129,8 @@ def test_gtrxl_memory_is_each_units_input() -> None:
 def reference_attention(
     attn: RelativeAttention, x: torch.Tensor, memory: torch.Tensor, episode_at: list[int]
 ) -> torch.Tensor:
-    """The spec's relative attention with explicit loops: query i over the M positions before it and
-    itself; positions before the episode's first step (``episode_at[b]``) hold zero vectors."""
+    """Transformer-XL's relative attention (Dai et al., 2019) with explicit loops: query i over the M positions
+    before it and itself; positions before the episode's first step (``episode_at[b]``) hold zero vectors."""
     B, T, D = x.shape
     H, d = attn.heads, attn.head_dim
     Wq = attn.query.weight.view(H, d, D)
