@@ -22,8 +22,11 @@ TINY = ["--data.num_envs=2", "--data.num_steps=8", "--data.num_minibatches=2", "
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: Path(p).stem)
 def test_every_config_runs_one_iteration(config: str, tmp_path: Path) -> None:
     # RND configs: one random-policy warm-up rollout instead of the reference 50.
-    rnd = "intrinsic" in yaml.safe_load(Path(config).read_text())["model"]
-    warmup = ["--model.intrinsic.warmup_rollouts=1"] if rnd else []
+    model = yaml.safe_load(Path(config).read_text())["model"]
+    warmup = ["--model.intrinsic.warmup_rollouts=1"] if "intrinsic" in model else []
+    # Memory extractors: chunks no longer than the 8-step rollout (a longer one is refused).
+    if "seq_len" in (model.get("extractor", {}).get("init_args") or {}):
+        warmup.append("--model.extractor.init_args.seq_len=8")
     args = ["fit", "--config", config, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"]
     cli = run([*args, *TINY, *warmup])
     assert int(cli.model.env_steps) == 16  # one rollout of 2 envs x 8 steps
