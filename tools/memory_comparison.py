@@ -123,6 +123,9 @@ def per_seed_rows(agent: str, args: argparse.Namespace) -> list[dict]:
         if not (directory / "evaluations.npz").exists():
             continue
         steps, returns = load_evaluations(directory / "evaluations.npz")
+        if steps[-1] < budget(agent, args):  # still running (or cut off): not a result yet
+            print(f"{agent} seed {seed}: in progress at {steps[-1]:,} of {budget(agent, args):,} env steps")
+            continue
         wall = directory / "wall_time_s"
         rows.append(
             {
