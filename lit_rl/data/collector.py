@@ -104,7 +104,7 @@ class RolloutCollector:
         stats = _StatsLog()
         if isinstance(self.env, EnvGroups) and not policy.recurrent:
             # The groups' threads and the policy's share the cores: on the CPU the policy gets its
-            # share (measured on 2 cores: 1 torch thread + 1 thread per group, 15 % faster than 2 + 2).
+            # share (1 torch thread + 1 thread per group; README, Performance).
             with _torch_threads(max(1, torch.get_num_threads() // len(self.env.groups)), self.device):
                 self._collect_pipelined(policy, stats)
         else:

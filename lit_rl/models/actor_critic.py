@@ -167,7 +167,7 @@ class ActorCritic(nn.Module):
         if obs.dtype != torch.uint8:
             x = obs.float() if self.obs_norm is None else self.obs_norm(obs.float())
             return x.contiguous(memory_format=layout)
-        # One pass converts dtype and layout, then an in-place scale (~25 % faster than two copies).
+        # One pass converts dtype and layout, then an in-place scale (one copy instead of two).
         x = torch.empty(obs.shape, dtype=torch.float32, device=obs.device, memory_format=layout)
         return x.copy_(obs).mul_(1.0 / 255.0)
 
