@@ -43,19 +43,26 @@ def test_memory_comparison_report_reads_runs_and_writes_table_and_figure(tmp_pat
     import memory_comparison
 
     for agent, level in (("stateless_mlp", 30.0), ("stateless_gtrxl", 450.0)):
-        for seed in (1, 2):
+        for seed in (1, 2, 3):
             run = memory_comparison.run_dir(tmp_path, agent, seed)
             run.mkdir(parents=True)
-            steps = np.array([100, 200])
-            results = np.stack([np.full(10, level / 2), np.full(10, level + seed)])
+            steps = np.array([100, 200, 300][: 2 if seed == 3 else 3])  # seed 3 stopped short of the budget
+            results = np.stack([np.full(20, level - 100), np.full(20, level + 40), np.full(20, level + seed)])
+            results = results[: len(steps)]
             np.savez(run / "evaluations.npz", timesteps=steps, results=results, ep_lengths=results.astype(int))
-    memory_comparison.main(["--report-only", "--out", str(tmp_path), "--seeds", "1", "2", "--threshold", "400"])
+            (run / "wall_time_s").write_text(f"{10.0 * seed}\n")
+    memory_comparison.main(["--report-only", "--out", str(tmp_path), "--seeds", "1", "2", "3", "--steps", "300"])
     table = (tmp_path / "memory_comparison.md").read_text()
-    assert "| stateless, GTrXL | 2 | 451.5 [451.0, 452.0] | 451.5 | 451.5 | 200 |" in table
-    assert "| stateless, MLP | 2 | 31.5" in table and "not reached by every seed" in table
+    # Final = mean of the last two evaluations: (490 + 451) / 2 and (490 + 452) / 2; first >= 400 at 200,
+    # >= 475 at 200 (490); seed 3 is in progress and not reported.
+    assert "| stateless, GTrXL | 1 | 300 | 470.5 | 200 | 200 | 10 |" in table
+    assert "| stateless, GTrXL | 2 | 300 | 471.0 | 200 | 200 | 20 |" in table
+    assert "| stateless, GTrXL | 3 |" not in table
+    assert "| stateless, GTrXL | 2 | 470.8 | 470.5 | 2 / 0 | 200 | 200 | 15 |" in table
+    assert "| stateless, MLP | 1 | 300 | 50.5 | never | never | 10 |" in table
     # matplotlib comes with the dev extra
     assert (tmp_path / "memory_comparison.png").stat().st_size > 10_000
-    assert load_evaluations(memory_comparison.run_dir(tmp_path, "stateless_mlp", 1) / "evaluations.npz")[1][1] == 31.0
+    assert load_evaluations(memory_comparison.run_dir(tmp_path, "stateless_mlp", 1) / "evaluations.npz")[1][2] == 31.0
 
 
 def test_debiased_ema_by_hand() -> None:
