@@ -77,7 +77,7 @@ def test_lit_rl_validate_prints_mean_and_std_of_the_checkpoint(cwrca_run, tmp_pa
     line = re.search(r"Validation at 256 env steps: return (\S+) ± (\S+) \(mean ± std over 2 episodes\)", proc.stderr)
     assert line is not None, proc.stderr[-2000:]
     # The same numbers in the metrics table Lightning prints.
-    table = re.search(r"val/episode_return\s+(\S+)", proc.stdout + proc.stderr)
+    table = re.search(r"val/episode_return[\s│┃|]+([-+.\deE]+)", proc.stdout + proc.stderr)  # plain or rich
     assert table is not None and float(line.group(1)) == pytest.approx(float(table.group(1)), abs=0.005)
 
 
