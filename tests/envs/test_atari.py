@@ -83,7 +83,7 @@ def make(env_id: str, backend: str, num_envs: int = 1, **options) -> VectorEnv:
     return make_vector_env(env_id, num_envs=num_envs, backend=backend, atari=AtariOptions(**options))
 
 
-@pytest.fixture(scope="module", params=["gymnasium", "ale_vector"])
+@pytest.fixture(scope="module", params=["ale", "gymnasium", "ale_vector"])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 

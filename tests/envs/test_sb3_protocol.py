@@ -34,8 +34,7 @@ def sb3_env(env_id: str, seed: int, max_frames: int):
 
     ensure_ale_registered()
     make = [
-        lambda: AtariWrapper(Monitor(gym.make(env_id, max_num_frames_per_episode=max_frames)))
-        for _ in range(NUM_ENVS)
+        lambda: AtariWrapper(Monitor(gym.make(env_id, max_num_frames_per_episode=max_frames))) for _ in range(NUM_ENVS)
     ]
     env = VecFrameStack(DummyVecEnv(make), 4)
     env.seed(seed)
