@@ -78,10 +78,15 @@ def _worker(conn: Any, buffer: Any, rows: range, num_envs: int, rom: str, option
     v = _views(buffer, num_envs, options.screen_size)
     games = {i: AleGame(rom, options) for i in rows}
     conn.send(len(games[rows[0]].actions))
+    parent = os.getppid()
     while True:
+        # Exit with the parent: forked siblings hold copies of this pipe's other end, so no EOF comes.
+        while not conn.poll(1.0):
+            if os.getppid() != parent:
+                return
         try:
             command = conn.recv()
-        except EOFError:  # the parent is gone
+        except EOFError:
             return
         if command == "close":
             conn.close()
