@@ -1,13 +1,13 @@
-"""Atari wrapper stacks: gymnasium wrappers per env, or ale-py's C++ ``AtariVectorEnv``.
+"""Atari wrapper stacks: the gymnasium reference stack per env, or ale-py's C++ ``AtariVectorEnv``.
 
-The gymnasium stack follows Stable-Baselines3's ``AtariWrapper`` (the study's protocol, spec §3):
-no-op starts, frame skip 4 with max-pool, life loss as a training terminal *without* resetting the
-game, FIRE on reset, 84×84 gray, sign-clipped rewards, 4 stacked frames. The logged return is the
-raw score of the full game, recorded below the life-loss wrapper.
+The gymnasium stack is Stable-Baselines3's ``AtariWrapper`` + ``VecFrameStack`` (the study's protocol,
+spec §3), step for step (:mod:`lit_rl.envs.atari_wrappers`); the fast ``ale`` backend
+(:mod:`lit_rl.envs.ale_pool`) takes the same steps. The logged return is the raw score of the full
+game, recorded below the life-loss wrapper.
 
-The C++ backend runs the same emulator settings; life loss and reward clipping are applied in numpy
-(:class:`AleVectorProtocol`), because ale-py's own ``episodic_life`` resets the whole game on a
-life loss, which shortens every game to one life.
+The ``ale_vector`` backend runs ale-py's ``AtariVectorEnv`` with its own resets; life loss and reward
+clipping are applied in numpy (:class:`AleVectorProtocol`), because ale-py's own ``episodic_life``
+resets the whole game on a life loss, which shortens every game to one life.
 """
 
 from __future__ import annotations
