@@ -4,8 +4,10 @@ Both modes run ``lit-rl fit --config configs/study/<Agent>.yaml`` in this proces
 game, seed and settings for every agent, and read the results back from each run's TensorBoard
 events and ``evaluations.npz``.
 
-    # steps/s of every agent relative to NA (and of NA on the gymnasium backend), interleaved in each repeat
+    # steps/s of every agent relative to NA (and of NA on the gymnasium backend), interleaved in each
+    # repeat (the order rotates from repeat to repeat); --runs picks some of them
     python tools/study_agents.py throughput --game BreakoutNoFrameskip-v4 --rollouts 4 --repeats 3
+    python tools/study_agents.py throughput --runs NA NA-gymnasium --rollouts 3 --repeats 5
 
     # the PPO update alone: minibatch-256 forward + backward + Adam of each agent's network
     python tools/study_agents.py update --repeats 10
@@ -63,26 +65,29 @@ def fit(
 
 
 # throughput: every agent on its config's backend (the fast `ale`), and NA on the gymnasium reference stack
-RUNS = {**{a: (a, []) for a in AGENTS}, "NA, gymnasium": ("NA", ["--data.backend=gymnasium"])}
+RUNS = {**{a: (a, []) for a in AGENTS}, "NA-gymnasium": ("NA", ["--data.backend=gymnasium"])}
 
 
 def throughput(args: argparse.Namespace) -> dict:
     """Median steps/s of each agent (first rollout excluded) over interleaved repeats, and of NA on the
     gymnasium backend; ratios are medians of the ratios taken within each repeat."""
-    sps: dict[str, list[float]] = {r: [] for r in RUNS}
+    runs = {r: RUNS[r] for r in args.runs}
+    sps: dict[str, list[float]] = {r: [] for r in runs}
     for repeat in range(args.repeats):
-        for run_name, (agent, backend) in RUNS.items():
-            root = args.out / "throughput" / f"r{repeat}" / run_name.replace(", ", "_")
+        order = list(runs)[repeat % len(runs) :] + list(runs)[: repeat % len(runs)]  # rotated each repeat
+        for run_name in order:
+            agent, backend = runs[run_name]
+            root = args.out / "throughput" / f"r{repeat}" / run_name
             log_dir = fit(agent, root, args, steps=args.rollouts * ROLLOUT, eval_every=0, extra=backend)
             values = [v for _, v in scalars(log_dir, "perf/sps")][1:]
             sps[run_name].append(statistics.median(values))
             print(f"repeat {repeat} {run_name}: {sps[run_name][-1]:.0f} steps/s", flush=True)
-    ratios = {r: statistics.median(n / x for n, x in zip(sps["NA"], sps[r], strict=True)) for r in RUNS}
+    ratios = {r: statistics.median(n / x for n, x in zip(sps["NA"], sps[r], strict=True)) for r in runs}
     rows = [
         f"| {r} | {statistics.median(sps[r]):.0f} | {ratios[r]:.2f} | {COMPUTE_ESTIMATE[RUNS[r][0]]} | "
         + ", ".join(f"{x:.0f}" for x in sps[r])
         + " |"
-        for r in RUNS
+        for r in runs
     ]
     table = "\n".join(
         [
@@ -191,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="throughput, update: interleaved repeats")
     parser.add_argument(
         "--agents", nargs="+", choices=AGENTS, default=list(AGENTS), help="learn: the agents to train, in order"
+    )
+    parser.add_argument(
+        "--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="throughput: the runs, NA first"
     )
     parser.add_argument("--steps", type=int, default=150_000, help="learn: env steps per agent")
     parser.add_argument("--eval-every", type=int, default=25_000, help="learn: evaluation period in env steps")
