@@ -4,8 +4,10 @@ Both modes run ``lit-rl fit --config configs/study/<Agent>.yaml`` in this proces
 game, seed and settings for every agent, and read the results back from each run's TensorBoard
 events and ``evaluations.npz``.
 
-    # steps/s of every agent relative to NA, agents interleaved within each repeat
+    # steps/s of every agent relative to NA (and of NA on the gymnasium backend), interleaved in each
+    # repeat (the order rotates from repeat to repeat); --runs picks some of them
     python tools/study_agents.py throughput --game BreakoutNoFrameskip-v4 --rollouts 4 --repeats 3
+    python tools/study_agents.py throughput --runs NA NA-gymnasium --rollouts 3 --repeats 5
 
     # the PPO update alone: minibatch-256 forward + backward + Adam of each agent's network
     python tools/study_agents.py update --repeats 10
@@ -39,7 +41,9 @@ ROLLOUT = 16 * 128  # the study's configs: 16 envs x 128 steps
 COMPUTE_ESTIMATE = {"NA": "1.00", "SWA": "≈ 1.19", "CWRA": "≈ 1.19", "CWCA": "≈ 1.19", "CWRCA": "≈ 1.28"}
 
 
-def fit(agent: str, root: Path, args: argparse.Namespace, *, steps: int, eval_every: int) -> Path:
+def fit(
+    agent: str, root: Path, args: argparse.Namespace, *, steps: int, eval_every: int, extra: list[str] = ()
+) -> Path:
     """Train one agent; returns its log directory."""
     cli = run(
         [
@@ -53,29 +57,37 @@ def fit(agent: str, root: Path, args: argparse.Namespace, *, steps: int, eval_ev
             "--checkpoint.every_n_env_steps=0",
             f"--trainer.logger.init_args.save_dir={root}",
             "--trainer.enable_progress_bar=false",
+            *extra,
             *args.extra,
         ]
     )
     return Path(cli.trainer.log_dir)
 
 
+# throughput: every agent on its config's backend (the fast `ale`), and NA on the gymnasium reference stack
+RUNS = {**{a: (a, []) for a in AGENTS}, "NA-gymnasium": ("NA", ["--data.backend=gymnasium"])}
+
+
 def throughput(args: argparse.Namespace) -> dict:
-    """Median steps/s of each agent (first rollout excluded) over interleaved repeats."""
-    sps: dict[str, list[float]] = {a: [] for a in AGENTS}
+    """Median steps/s of each agent (first rollout excluded) over interleaved repeats, and of NA on the
+    gymnasium backend; ratios are medians of the ratios taken within each repeat."""
+    runs = {r: RUNS[r] for r in args.runs}
+    sps: dict[str, list[float]] = {r: [] for r in runs}
     for repeat in range(args.repeats):
-        for agent in AGENTS:
-            log_dir = fit(
-                agent, args.out / "throughput" / f"r{repeat}", args, steps=args.rollouts * ROLLOUT, eval_every=0
-            )
+        order = list(runs)[repeat % len(runs) :] + list(runs)[: repeat % len(runs)]  # rotated each repeat
+        for run_name in order:
+            agent, backend = runs[run_name]
+            root = args.out / "throughput" / f"r{repeat}" / run_name
+            log_dir = fit(agent, root, args, steps=args.rollouts * ROLLOUT, eval_every=0, extra=backend)
             values = [v for _, v in scalars(log_dir, "perf/sps")][1:]
-            sps[agent].append(statistics.median(values))
-            print(f"repeat {repeat} {agent}: {sps[agent][-1]:.0f} steps/s", flush=True)
-    ratios = {a: statistics.median(n / x for n, x in zip(sps["NA"], sps[a], strict=True)) for a in AGENTS}
+            sps[run_name].append(statistics.median(values))
+            print(f"repeat {repeat} {run_name}: {sps[run_name][-1]:.0f} steps/s", flush=True)
+    ratios = {r: statistics.median(n / x for n, x in zip(sps["NA"], sps[r], strict=True)) for r in runs}
     rows = [
-        f"| {a} | {statistics.median(sps[a]):.0f} | {ratios[a]:.2f} | {COMPUTE_ESTIMATE[a]} | "
-        + ", ".join(f"{x:.0f}" for x in sps[a])
+        f"| {r} | {statistics.median(sps[r]):.0f} | {ratios[r]:.2f} | {COMPUTE_ESTIMATE[RUNS[r][0]]} | "
+        + ", ".join(f"{x:.0f}" for x in sps[r])
         + " |"
-        for a in AGENTS
+        for r in runs
     ]
     table = "\n".join(
         [
@@ -184,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="throughput, update: interleaved repeats")
     parser.add_argument(
         "--agents", nargs="+", choices=AGENTS, default=list(AGENTS), help="learn: the agents to train, in order"
+    )
+    parser.add_argument(
+        "--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="throughput: the runs, NA first"
     )
     parser.add_argument("--steps", type=int, default=150_000, help="learn: env steps per agent")
     parser.add_argument("--eval-every", type=int, default=25_000, help="learn: evaluation period in env steps")

@@ -1,13 +1,13 @@
-"""Atari wrapper stacks: gymnasium wrappers per env, or ale-py's C++ ``AtariVectorEnv``.
+"""Atari wrapper stacks: the gymnasium reference stack per env, or ale-py's C++ ``AtariVectorEnv``.
 
-The gymnasium stack follows Stable-Baselines3's ``AtariWrapper`` (the study's protocol, spec §3):
-no-op starts, frame skip 4 with max-pool, life loss as a training terminal *without* resetting the
-game, FIRE on reset, 84×84 gray, sign-clipped rewards, 4 stacked frames. The logged return is the
-raw score of the full game, recorded below the life-loss wrapper.
+The gymnasium stack is Stable-Baselines3's ``AtariWrapper`` + ``VecFrameStack`` (the study's protocol,
+spec §3), step for step (:mod:`lit_rl.envs.atari_wrappers`); the fast ``ale`` backend
+(:mod:`lit_rl.envs.ale_pool`) takes the same steps. The logged return is the raw score of the full
+game, recorded below the life-loss wrapper.
 
-The C++ backend runs the same emulator settings; life loss and reward clipping are applied in numpy
-(:class:`AleVectorProtocol`), because ale-py's own ``episodic_life`` resets the whole game on a
-life loss, which shortens every game to one life.
+The ``ale_vector`` backend runs ale-py's ``AtariVectorEnv`` with its own resets; life loss and reward
+clipping are applied in numpy (:class:`AleVectorProtocol`), because ale-py's own ``episodic_life``
+resets the whole game on a life loss, which shortens every game to one life.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
+from lit_rl.envs.atari_wrappers import EpisodicLife, FireReset, MaxAndSkip, NoopReset, WarpFrame
 from lit_rl.envs.options import AtariOptions
 
 
@@ -36,53 +37,6 @@ def ale_game(env_id: str) -> str | None:
     if spec is None or spec.entry_point != "ale_py.env:AtariEnv":
         return None
     return spec.kwargs["game"]
-
-
-class EpisodicLife(gym.Wrapper):
-    """A life loss ends the training episode; the game itself goes on (SB3's ``EpisodicLifeEnv``).
-
-    On the reset after a life loss, one no-op step advances from the lost-life state instead of
-    resetting the emulator.
-    """
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self._lives = 0
-        self._game_over = True
-
-    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._game_over = terminated or truncated
-        lives = self.env.unwrapped.ale.lives()
-        if 0 < lives < self._lives:
-            terminated = True
-        self._lives = lives
-        return obs, reward, terminated, truncated, info
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        if self._game_over:
-            obs, info = self.env.reset(**kwargs)
-        else:
-            obs, _, terminated, truncated, info = self.env.step(0)
-            if terminated or truncated:  # the no-op itself ended the game
-                obs, info = self.env.reset(**kwargs)
-        self._game_over = False
-        self._lives = self.env.unwrapped.ale.lives()
-        return obs, info
-
-
-class FireReset(gym.Wrapper):
-    """Press FIRE (then UP) after each reset, for games that wait for it (SB3's ``FireResetEnv``)."""
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self.env.reset(**kwargs)
-        obs, _, terminated, truncated, info = self.env.step(1)
-        if terminated or truncated:
-            self.env.reset(**kwargs)
-        obs, _, terminated, truncated, info = self.env.step(2)
-        if terminated or truncated:
-            obs, info = self.env.reset(**kwargs)
-        return obs, info
 
 
 class RoomTracker(gym.Wrapper):
@@ -128,10 +82,14 @@ def needs_fire(env: gym.Env) -> bool:
 
 
 def make_atari_env(env_id: str, options: AtariOptions) -> gym.Env:
-    """One Atari env with the protocol of ``options`` (gymnasium wrappers).
+    """One Atari env with the protocol of ``options``: the reference stack (gymnasium wrappers).
 
-    Raw episode statistics are recorded after frame skipping (lengths in agent steps) and before
-    the life-loss and reward-clipping wrappers (returns are full-game raw scores).
+    SB3's ``make_atari_env`` + ``VecFrameStack`` in SB3's order (see :mod:`lit_rl.envs.atari_wrappers`):
+    RGB frames of the raw game (frame skip 1), no-op starts, frame skip with max-pool, the episode
+    statistics, life loss, FIRE reset, OpenCV gray and ``INTER_AREA`` resize, sign-clipped rewards,
+    and a frame stack that starts every episode (a life, in training) from zeros. The statistics sit
+    below the life loss: returns are full-game raw scores, lengths count the frame-skipped steps of
+    the game, the hidden reset steps included.
     """
     ensure_ale_registered()
     env = gym.make(
@@ -141,16 +99,12 @@ def make_atari_env(env_id: str, options: AtariOptions) -> gym.Env:
         full_action_space=options.full_action_space,
         max_num_frames_per_episode=options.max_episode_frames,
         max_episode_steps=None,
+        obs_type="rgb",
     )
-    env = gym.wrappers.AtariPreprocessing(
-        env,
-        noop_max=options.noop_max,
-        frame_skip=options.frame_skip,
-        screen_size=options.screen_size,
-        terminal_on_life_loss=False,
-        grayscale_obs=True,
-        scale_obs=False,
-    )
+    if options.noop_max > 0:
+        env = NoopReset(env, options.noop_max)
+    if options.frame_skip > 1:
+        env = MaxAndSkip(env, options.frame_skip)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if tracks_rooms(env_id):
         env = RoomTracker(env)
@@ -158,9 +112,11 @@ def make_atari_env(env_id: str, options: AtariOptions) -> gym.Env:
         env = EpisodicLife(env)
     if options.fire_reset and needs_fire(env):
         env = FireReset(env)
+    env = WarpFrame(env, options.screen_size)
     if options.clip_reward:
         env = gym.wrappers.TransformReward(env, lambda r: float(np.sign(r)))
-    return gym.wrappers.FrameStackObservation(env, options.frame_stack)
+    # SB3's VecFrameStack: zeros, then the first frame, at every episode start.
+    return gym.wrappers.FrameStackObservation(env, options.frame_stack, padding_type="zero")
 
 
 class AleVectorProtocol(VectorWrapper):

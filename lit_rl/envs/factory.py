@@ -16,13 +16,14 @@ from typing import Literal
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from lit_rl.envs.ale_pool import make_ale_pool
 from lit_rl.envs.atari import ale_game, ensure_ale_registered, make_ale_vector_env, make_atari_env, tracks_rooms
 from lit_rl.envs.classic import register_envs, stack_observations
 from lit_rl.envs.mario import is_mario, make_mario_env
 from lit_rl.envs.options import AtariOptions
 from lit_rl.errors import ConfigError
 
-Backend = Literal["auto", "gymnasium", "ale_vector"]
+Backend = Literal["auto", "ale", "gymnasium", "ale_vector"]
 Vectorization = Literal["sync", "async"]
 
 
@@ -69,9 +70,11 @@ def make_vector_env(
         env_id: Any registered gymnasium id; ALE games get the Atari protocol of ``atari``; Super
             Mario Bros ids (extra ``mario``) the defaults of :func:`lit_rl.envs.mario.make_mario_env`.
         num_envs: Number of parallel environments.
-        backend: ``"gymnasium"`` (wrappers per env), ``"ale_vector"`` (ale-py's C++ vector env,
-            Atari only) or ``"auto"`` (``ale_vector`` for Atari except Montezuma's Revenge, whose rooms
-            only the gymnasium backend reports; else ``gymnasium``).
+        backend: ``"ale"`` (SB3's Atari protocol on ale-py's emulator in worker processes, Atari only;
+            :mod:`lit_rl.envs.ale_pool`), ``"gymnasium"`` (wrappers per env; for Atari the reference
+            stack of the same protocol), ``"ale_vector"`` (ale-py's threaded ``AtariVectorEnv``, its
+            own reset protocol, Atari only) or ``"auto"`` (``ale_vector`` for Atari except Montezuma's
+            Revenge, whose rooms only the gymnasium backend reports; else ``gymnasium``).
         atari: Atari protocol; ``None`` uses :class:`AtariOptions` defaults.
         vectorization: ``"sync"`` (one process) or ``"async"`` (one subprocess per env) for the
             gymnasium backend.
@@ -79,7 +82,7 @@ def make_vector_env(
         obs_stack: Observe the last ``obs_stack`` observations of a non-Atari env, stacked on a new
             leading axis (see :func:`lit_rl.envs.classic.stack_observations`); Atari games stack
             frames with ``atari.frame_stack`` instead.
-        env_groups: ``ale_vector`` only: step the envs as this many :class:`lit_rl.envs.groups.EnvGroups`,
+        env_groups: ``ale`` and ``ale_vector`` only: step the envs as this many :class:`lit_rl.envs.groups.EnvGroups`,
             which the collector pipelines (one group steps while the policy acts for another); other
             backends ignore it.
 
@@ -99,13 +102,16 @@ def make_vector_env(
     if is_mario(env_id):
         env_fns = _mario_env_fns(env_id, num_envs, backend, obs_stack)
     elif game is None:
-        if backend == "ale_vector":
-            raise ConfigError(f"backend='ale_vector' needs an Atari env id, got {env_id!r}")
+        if backend in ("ale", "ale_vector"):
+            raise ConfigError(f"backend={backend!r} needs an Atari env id, got {env_id!r}")
         env_fns = [lambda: _make_classic_env(env_id, obs_stack) for _ in range(num_envs)]
     else:
         options = atari or AtariOptions()
         if evaluation:
             options = options.for_evaluation()
+        if backend == "ale":
+            check_ale_backend(env_id, vectorization)
+            return make_ale_pool(game, num_envs, options, groups=env_groups)
         # auto: the C++ vector env, except for Montezuma's Revenge, whose rooms (RAM) only the
         # gymnasium backend exposes.
         if backend == "ale_vector" or (backend == "auto" and not tracks_rooms(env_id)):
@@ -115,6 +121,19 @@ def make_vector_env(
         env_fns = [functools.partial(_in_worker, fn) for fn in env_fns]
         return gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     return gym.vector.SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def check_ale_backend(env_id: str, vectorization: Vectorization) -> None:
+    """Refuse what the ``ale`` backend does not do, rather than fall back to another backend."""
+    if tracks_rooms(env_id):
+        raise ConfigError(
+            f"backend='ale' does not report the rooms of {env_id!r}; use backend='gymnasium' (or 'auto') for it"
+        )
+    if vectorization != "sync":
+        raise ConfigError(
+            f"vectorization={vectorization!r} applies to backend='gymnasium'; backend='ale' runs its own "
+            "worker processes (use vectorization='sync')"
+        )
 
 
 def _in_worker(make_env: Callable[[], gym.Env]) -> gym.Env:

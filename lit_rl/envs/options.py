@@ -13,18 +13,21 @@ class AtariOptions:
     cleanrl / RL Zoo, field by field.
 
     The env id only selects the game: ``PongNoFrameskip-v4``, ``ALE/Pong-v5`` and ``Pong-v4`` give the
-    same environment; the protocol is defined here, identically for both backends.
+    same environment; the protocol is defined here. The ``ale`` and ``gymnasium`` backends take exactly
+    the steps of SB3's ``AtariWrapper`` + ``VecFrameStack`` with these settings (README, "Atari protocol
+    and backends").
 
     Args:
         frame_skip: Agent steps repeat the action this many emulator frames, observing the max over
             the last two.
-        noop_max: Up to this many random no-ops after every reset (0 disables them).
+        noop_max: 1 to this many random single-frame no-ops after each new game (0 disables them).
         screen_size: Side of the square grayscale observation.
-        frame_stack: Number of stacked observations (channel-first).
+        frame_stack: Number of stacked observations (channel-first), zeros before an episode's first.
         terminal_on_life_loss: Episodes end on a life loss for the agent (the game goes on; the
             logged and evaluated return still covers the full game).
         clip_reward: Training rewards are clipped to their sign. Evaluation envs never clip.
-        fire_reset: Press FIRE after a reset in games that need it.
+        fire_reset: Press FIRE, then action 2, after each reset (each life, in training) in games with
+            FIRE, as SB3's ``FireResetEnv``.
         sticky_action_prob: Probability of repeating the previous action (0 = NoFrameskip-v4,
             0.25 = Machado et al. 2018).
         full_action_space: Use all 18 actions instead of the game's minimal set.

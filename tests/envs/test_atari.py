@@ -1,4 +1,5 @@
-"""The Atari protocol of spec §3 on real ROMs, for both backends (gymnasium wrappers, ale-py C++).
+"""The Atari protocol of spec §3 on real ROMs, for every backend (ale worker processes, gymnasium wrappers,
+ale-py's C++ vector env).
 
 Every scenario plays real games with a seeded random policy; the expected values (raw returns,
 sign-clipped rewards, life counts) are recomputed here from the raw per-step data rather than taken
@@ -83,7 +84,7 @@ def make(env_id: str, backend: str, num_envs: int = 1, **options) -> VectorEnv:
     return make_vector_env(env_id, num_envs=num_envs, backend=backend, atari=AtariOptions(**options))
 
 
-@pytest.fixture(scope="module", params=["gymnasium", "ale_vector"])
+@pytest.fixture(scope="module", params=["ale", "gymnasium", "ale_vector"])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -11,6 +11,7 @@ import torch
 from torch.testing import assert_close
 
 from lit_rl.data.collector import RolloutCollector
+from lit_rl.envs.ale_pool import make_ale_pool
 from lit_rl.envs.atari import make_ale_vector_env
 from lit_rl.envs.groups import EnvGroups, merge_infos
 from lit_rl.envs.options import AtariOptions
@@ -69,13 +70,14 @@ def _greedy(policy: ActorCritic) -> ActorCritic:
     return policy
 
 
-def test_pipelined_collection_equals_stepping_all_envs_at_once() -> None:
+@pytest.mark.parametrize("make_env", [make_ale_vector_env, make_ale_pool], ids=["ale_vector", "ale"])
+def test_pipelined_collection_equals_stepping_all_envs_at_once(make_env) -> None:
     torch.manual_seed(3)
     policy = _greedy(ActorCritic((4, 84, 84), 4, SmallCNN))
     torch.set_num_threads(2)
     rollouts = {}
     for groups in (1, 2):
-        env = make_ale_vector_env("breakout", 4, OPTIONS, groups=groups)
+        env = make_env("breakout", 4, OPTIONS, groups=groups)
         collector = RolloutCollector(env, 64, seed=5, device=torch.device("cpu"), next_obs_view=lambda o: o[:, -1:])
         rollouts[groups] = [collector.collect(policy) for _ in range(2)]  # the second continues the first
         assert torch.get_num_threads() == 2  # the pipeline's thread share is given back
