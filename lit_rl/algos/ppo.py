@@ -120,7 +120,11 @@ class PPO(L.LightningModule):
         env_spec: Linked from the datamodule by the CLI (an :class:`EnvSpec` or its ``asdict``).
         extractor: Trunk factory (YAML ``class_path``); the policy supplies ``obs_shape``.
         optimizer: Optimiser factory; its ``lr`` is the initial learning rate.
-        total_env_steps: Training budget in env steps over all processes.
+        total_env_steps: Training budget in env steps over all processes; the lr and clip schedules
+            anneal over it.
+        stop_at_env_steps: End the run at this many env steps instead, with the schedules still following
+            ``total_env_steps`` (e.g. the first million steps of the study's 10 M schedule); the run is then
+            complete there (final evaluation, ``DONE``). ``None``: at ``total_env_steps``.
         anneal_lr: Anneal the learning rate linearly to 0 over the budget.
         anneal_clip: Anneal ``clip_coef`` linearly to 0 over the budget (RL Zoo's ``lin_0.1``).
         gamma, gae_lambda: GAE parameters.
@@ -162,6 +166,7 @@ class PPO(L.LightningModule):
         optimizer: OptimizerCallable = adam,
         *,
         total_env_steps: PositiveInt = 10_000_000,
+        stop_at_env_steps: PositiveInt | None = None,
         anneal_lr: bool = True,
         anneal_clip: bool = False,
         gamma: float = 0.99,
@@ -204,6 +209,12 @@ class PPO(L.LightningModule):
                 "set model.normalize_obs=false"
             )
         total_env_steps, clip_coef, obs_clip = int(total_env_steps), float(clip_coef), float(obs_clip)
+        stop_at_env_steps = None if stop_at_env_steps is None else int(stop_at_env_steps)
+        if stop_at_env_steps is not None and not 0 < stop_at_env_steps <= total_env_steps:
+            raise ConfigError(
+                f"model.stop_at_env_steps={stop_at_env_steps}; expected a positive number of env steps up to "
+                f"model.total_env_steps={total_env_steps}"
+            )
         head_layers = [int(w) for w in head_layers]
         max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         target_kl = None if target_kl is None else float(target_kl)
@@ -232,6 +243,7 @@ class PPO(L.LightningModule):
         check_optimizer(optimizer)
         self.optimizer_factory = optimizer
         self.total_env_steps = total_env_steps
+        self.end_env_steps = total_env_steps if stop_at_env_steps is None else stop_at_env_steps
         self.anneal_lr, self.anneal_clip = anneal_lr, anneal_clip
         self.gamma, self.gae_lambda = gamma, gae_lambda
         self.clip_coef, self.clip_vloss = clip_coef, clip_vloss
@@ -268,7 +280,7 @@ class PPO(L.LightningModule):
 
     @property
     def budget_reached(self) -> bool:
-        return int(self.env_steps) >= self.total_env_steps
+        return int(self.env_steps) >= self.end_env_steps
 
     def _apply_schedules(self) -> None:
         """Set lr and clip range from the env steps done before this rollout (cleanrl's ``frac``)."""
@@ -550,7 +562,7 @@ class PPO(L.LightningModule):
 
     def on_train_start(self) -> None:
         if self.budget_reached:  # resumed from the checkpoint of a finished run: nothing left to do
-            rank_zero_info(f"The budget of {self.total_env_steps:,} env steps is already reached")
+            rank_zero_info(f"The budget of {self.end_env_steps:,} env steps is already reached")
             self.trainer.should_stop = True
 
     def on_train_epoch_start(self) -> None:

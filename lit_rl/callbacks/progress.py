@@ -123,7 +123,7 @@ class _Clock:
         evaluation = latest_evaluation(trainer)
         return progress_line(
             int(pl_module.env_steps),
-            int(pl_module.total_env_steps),
+            int(pl_module.end_env_steps),
             sps=self.sps,
             episode_return=float(pl_module.latest_episode_return),
             eval_return=float(evaluation[1].returns.mean()) if evaluation is not None else None,
@@ -190,7 +190,7 @@ class EnvStepProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         if bar.disable or self._clock is None:
             return
-        bar.total = int(pl_module.total_env_steps)
+        bar.total = int(pl_module.end_env_steps)
         bar.n = min(int(pl_module.env_steps), bar.total)
         bar.set_description_str(self._clock.line(trainer, pl_module), refresh=False)
         bar.refresh()
@@ -227,7 +227,7 @@ class EnvStepRichProgressBar(RichProgressBar):
         super().on_train_start(trainer, pl_module)
         self._clock = _Clock(pl_module)
         if self.is_enabled and self.progress is not None:
-            total, env_steps = int(pl_module.total_env_steps), int(pl_module.env_steps)
+            total, env_steps = int(pl_module.end_env_steps), int(pl_module.env_steps)
             line = self._clock.line(trainer, pl_module)
             self.train_progress_bar_id = self.progress.add_task(line, total=total, completed=env_steps)
             self.refresh()
@@ -265,7 +265,7 @@ class EnvStepRichProgressBar(RichProgressBar):
     def _show(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.is_disabled or self.progress is None or self.train_progress_bar_id is None or self._clock is None:
             return
-        total = int(pl_module.total_env_steps)
+        total = int(pl_module.end_env_steps)
         self.progress.update(
             self.train_progress_bar_id,
             total=total,
@@ -294,7 +294,7 @@ class RunSummary(L.Callback):
         start_time, start_steps = self._start
         self.line = summary_line(
             int(pl_module.env_steps),
-            int(pl_module.total_env_steps),
+            int(pl_module.end_env_steps),
             start_steps=start_steps,
             seconds=time.perf_counter() - start_time,
             evaluation=latest_evaluation(trainer),

@@ -59,3 +59,36 @@ def test_endless_env_value_is_one_over_one_minus_gamma(tmp_path: Path) -> None:
     )
     value = cli.model.policy.value(torch.zeros(1, 2)).item()
     assert value == pytest.approx(10.0, abs=0.5)
+
+
+def test_stop_at_env_steps_ends_a_complete_run_with_the_longer_schedule(tmp_path: Path) -> None:
+    """model.stop_at_env_steps: the run ends (final evaluation, DONE) at 2,048 env steps while the learning
+    rate anneals over the 100 k budget, as the study's first million steps of its 10 M schedule."""
+    cli = run(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "quickstart.yaml"),
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+            "--model.stop_at_env_steps=2048",  # 8 rollouts of 8 envs x 32 steps
+            "--evaluation.every_n_env_steps=0",
+            "--data.eval_episodes=1",
+        ]
+    )
+    assert int(cli.model.env_steps) == 2048
+    # The last update ran after 7 rollouts: lr = 1e-3 * (1 - 1,792 / 100,000), not 1e-3 * (1 - 1,792 / 2,048).
+    lr = cli.model.optimizers().optimizer.param_groups[0]["lr"]
+    assert lr == pytest.approx(1e-3 * (1 - 1792 / 100_000), rel=1e-9)
+    log_dir = Path(cli.trainer.log_dir)
+    assert (log_dir / "DONE").read_text() == "2048\n"
+    evaluation = cli.trainer.callbacks[[type(c).__name__ for c in cli.trainer.callbacks].index("Evaluation")]
+    assert evaluation.timesteps == [2048]  # the final evaluation, at the stop
+
+
+def test_stop_at_env_steps_beyond_the_budget_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fit", "--config", str(CONFIGS / "quickstart.yaml"), "--model.stop_at_env_steps=200000"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "model.stop_at_env_steps=200000; expected a positive number of env steps up to" in line

@@ -133,7 +133,9 @@ def test_evidence_grids_stop_just_past_1m_steps_on_the_studys_schedule(grid_name
     config = yaml.safe_load((root / grid.config.format(agent=grid.agents[0])).read_text())
     assert config["model"]["total_env_steps"] == 10_000_000 and config["model"]["anneal_clip"] is True
     rollout = config["data"]["num_envs"] * config["data"]["num_steps"]
-    epochs, period = int(overrides["trainer.max_epochs"]), config["evaluation"]["every_n_env_steps"]
+    assert config["data"]["backend"] == "ale" and "data.backend" not in overrides  # SB3's protocol, fast
+    stop, period = int(overrides["model.stop_at_env_steps"]), config["evaluation"]["every_n_env_steps"]
+    epochs = -(-stop // rollout)  # the run ends with the rollout that reaches the stop
     # The Evaluation callback's rule: evaluate after the rollout that crosses a multiple of the period.
     steps = [k * rollout for k in range(1, epochs + 1) if (k * rollout) // period > ((k - 1) * rollout) // period]
     assert steps[-1] == epochs * rollout >= 1_000_000 > (epochs - 1) * rollout  # the last rollout is evaluated
