@@ -199,7 +199,11 @@ def test_two_rank_ddp_run_draws_one_bar_and_one_summary(tmp_path: Path) -> None:
 def _fake(rank: int):
     trainer = SimpleNamespace(is_global_zero=rank == 0, callbacks=[])
     module = SimpleNamespace(
-        env_steps=torch.tensor(4096), total_env_steps=8192, end_env_steps=8192, latest_episode_return=21.0, budget_reached=False
+        env_steps=torch.tensor(4096),
+        total_env_steps=8192,
+        end_env_steps=8192,
+        latest_episode_return=21.0,
+        budget_reached=False,
     )
     return trainer, module
 
