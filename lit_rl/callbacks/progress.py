@@ -130,7 +130,31 @@ class _Clock:
         )
 
 
-class EnvStepProgressBar(TQDMProgressBar):
+class _OneBarPerRun:
+    """The hooks both env-step bars share: one bar for the whole run, redrawn when a rollout starts and
+    when its update ends. Subclasses set ``_clock`` in ``on_train_start`` and implement ``_show``."""
+
+    _clock: _Clock | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        pass  # one bar for the whole run, not one per epoch
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx == 0:  # a new rollout: show its steps at once
+            self._show(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._clock is not None:
+            self._clock.tick(pl_module)
+        self._show(trainer, pl_module)
+
+    def _show(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        raise NotImplementedError
+
+
+class EnvStepProgressBar(_OneBarPerRun, TQDMProgressBar):
     """Lightning's tqdm bar, counting env steps over the whole run (see the module docstring).
 
     While the bar is shown, Lightning's log lines (evaluations, checkpoints) are written above it
@@ -165,20 +189,6 @@ class EnvStepProgressBar(TQDMProgressBar):
             self._redirect.enter_context(logging_redirect_tqdm(loggers=loggers, tqdm_class=Tqdm))
         self._show(trainer, pl_module)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
-        pass  # one bar for the whole run, not one per epoch
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if batch_idx == 0:  # a new rollout: show its steps at once
-            self._show(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._clock is not None:
-            self._clock.tick(pl_module)
-        self._show(trainer, pl_module)
-
     def on_train_end(self, *_: Any) -> None:
         self.train_progress_bar.close()
         self._redirect.close()
@@ -196,7 +206,7 @@ class EnvStepProgressBar(TQDMProgressBar):
         bar.refresh()
 
 
-class EnvStepRichProgressBar(RichProgressBar):
+class EnvStepRichProgressBar(_OneBarPerRun, RichProgressBar):
     """Lightning's rich bar, counting env steps over the whole run (see the module docstring); needs ``rich``.
 
     Select it with ``--trainer.callbacks+=lit_rl.callbacks.EnvStepRichProgressBar``. Validation and test
@@ -238,20 +248,6 @@ class EnvStepRichProgressBar(RichProgressBar):
                     if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, sys.__stdout__):
                         replacement = sys.stderr if handler.stream is sys.__stderr__ else sys.stdout
                         self._redirect.callback(handler.setStream, handler.setStream(replacement))
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass  # one bar for the whole run, not one per epoch
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if batch_idx == 0:  # a new rollout: show its steps at once
-            self._show(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._clock is not None:
-            self._clock.tick(pl_module)
-        self._show(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.progress is not None:  # before the run summary (Lightning stops it only at teardown)
