@@ -111,3 +111,26 @@ def test_ale_backend_refuses_what_it_does_not_do(env_id: str, kwargs: dict, matc
     with pytest.raises(ConfigError, match=match) as error:
         make_vector_env(env_id, num_envs=2, backend="ale", **kwargs)
     assert "\n" not in str(error.value)
+
+
+def test_one_ale_game_is_what_the_pool_shows_as_the_newest_frame() -> None:
+    """``AleGame`` alone (no worker process) with env 0's seed gives the newest frame of the ``ale`` pool's
+    first observation, and the same frames for the same seed and actions."""
+    from lit_rl.envs.ale_game import AleGame
+
+    env = make_vector_env("BreakoutNoFrameskip-v4", num_envs=1, backend="ale")
+    try:
+        obs, _ = env.reset(seed=3)
+    finally:
+        env.close()
+    games = [AleGame("breakout", AtariOptions()) for _ in range(2)]
+    first = [game.reset(seed=3).copy() for game in games]
+    np.testing.assert_array_equal(first[0], np.asarray(obs)[0, -1])
+    np.testing.assert_array_equal(first[0], first[1])
+    frames = []
+    for game in games:
+        for action in (1, 2, 3, 2, 0):
+            game.step(action)
+        frames.append(game.observe().copy())
+    np.testing.assert_array_equal(frames[0], frames[1])
+    assert not np.array_equal(frames[0], first[0])  # the game moved
