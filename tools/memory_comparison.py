@@ -13,7 +13,7 @@ at a time with one torch thread each), then reads every run's ``evaluations.npz`
     python tools/memory_comparison.py --report-only          # re-read finished runs
 
 Runs go to ``--out/runs/<agent>/seed_<s>``; a run whose ``evaluations.npz`` already reaches the
-budget is not trained again.
+budget is not trained again, and a lit_rl run cut off earlier resumes from its ``last.ckpt``.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def command(agent: str, seed: int, args: argparse.Namespace) -> list[str]:
         f"--trainer.logger.init_args.name={agent}",
         f"--trainer.logger.init_args.version=seed_{seed}",
         "--trainer.enable_progress_bar=false",
+        "--ckpt_path=last",  # a run cut off earlier resumes from its last.ckpt; a new one starts fresh
     ]
 
 
