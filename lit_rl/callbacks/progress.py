@@ -132,7 +132,7 @@ class _Clock:
 
 class _OneBarPerRun:
     """The hooks both env-step bars share: one bar for the whole run, redrawn when a rollout starts and
-    when its update ends. Subclasses set ``_clock`` in ``on_train_start`` and implement ``_show``."""
+    when its update ends. Each bar sets ``_clock`` in ``on_train_start`` and draws itself in its ``_show``."""
 
     _clock: _Clock | None = None
 
@@ -149,9 +149,6 @@ class _OneBarPerRun:
         if self._clock is not None:
             self._clock.tick(pl_module)
         self._show(trainer, pl_module)
-
-    def _show(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        raise NotImplementedError
 
 
 class EnvStepProgressBar(_OneBarPerRun, TQDMProgressBar):
