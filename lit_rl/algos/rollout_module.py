@@ -26,8 +26,10 @@ from lit_rl.errors import ConfigError
 class RolloutModule(L.LightningModule):
     """A :class:`lit_rl.data.protocol.RolloutLearner` without its update; one Lightning epoch is one update.
 
-    Subclasses implement :meth:`process_rollout` (count :attr:`env_steps`, add advantages) and
-    :meth:`update_metrics`, and may extend :meth:`on_update_end`.
+    A learner built on it adds the update (``training_step``, ``configure_optimizers``), its
+    ``process_rollout(rollout) -> Rollout`` (count :attr:`env_steps`, add what the update trains on)
+    and its ``update_metrics() -> dict[str, float]`` (logged once per update beside env steps, steps/s
+    and the episodes'), and may extend :meth:`on_update_end`.
 
     Args:
         total_env_steps: Training budget in env steps over all processes.
@@ -81,14 +83,6 @@ class RolloutModule(L.LightningModule):
         """Record the episodes that ended in the rollout; return :meth:`process_rollout`'s rollout."""
         self.episode_metrics.update(episodes, self.rooms_seen, self._reduce_sum)
         return self.process_rollout(rollout)
-
-    def process_rollout(self, rollout: Rollout) -> Rollout:
-        """Count the rollout's env steps and return it with what the update trains on."""
-        raise NotImplementedError
-
-    def update_metrics(self) -> dict[str, float]:
-        """This update's metrics besides env steps, steps/s and the episodes' (called once per update)."""
-        raise NotImplementedError
 
     # -- the non-finite state guard --------------------------------------------------------------
 
