@@ -10,7 +10,8 @@ import torch
 import yaml
 
 import lit_rl.data.datamodule as datamodule_mod
-from lit_rl.algos.ppo import PPO, check_optimizer
+from lit_rl.algos.optim import check_optimizer
+from lit_rl.algos.ppo import PPO
 from lit_rl.cli import run
 from lit_rl.errors import ConfigError
 
@@ -75,7 +76,7 @@ def test_checkpoint_alone_rebuilds_the_agent(tmp_path: Path) -> None:
     assert int(restored.env_steps) == int(cli.model.env_steps) == 512
     obs = torch.randn(64, 4)
     trained = cli.model.policy.eval()
-    assert torch.equal(restored.policy.act(obs, greedy=True).action, trained.act(obs, greedy=True).action)
+    assert torch.equal(restored.policy.act(obs, greedy=True).actions, trained.act(obs, greedy=True).actions)
     for (name, a), b in zip(trained.state_dict().items(), restored.policy.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 

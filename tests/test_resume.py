@@ -179,13 +179,13 @@ def test_an_evaluation_depends_on_its_index_only_and_leaves_the_training_rng_alo
     cli = _cartpole(tmp_path, 3)
     dm, policy = cli.datamodule, cli.model.policy
     state = torch.get_rng_state()
-    first = dm.evaluate(policy, index=2)
+    first = dm.run_evaluation(policy, index=2)
     assert torch.equal(torch.get_rng_state(), state)
     torch.manual_seed(99)  # another training RNG state: the same evaluation
-    again = dm.evaluate(policy, index=2)
+    again = dm.run_evaluation(policy, index=2)
     np.testing.assert_array_equal(first.returns, again.returns)
     np.testing.assert_array_equal(first.lengths, again.lengths)
-    assert not np.array_equal(dm.evaluate(policy, index=3).lengths, first.lengths)
+    assert not np.array_equal(dm.run_evaluation(policy, index=3).lengths, first.lengths)
 
 
 def test_an_evaluation_due_at_a_preempted_update_runs_first_on_resume(

@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from lit_rl.data.episodes import run_episodes
 from lit_rl.envs.factory import make_vector_env
-from lit_rl.evaluation import run_episodes
 from lit_rl.models.actor_critic import ActorCritic
 from lit_rl.models.extractors.mlp import MLP
 

@@ -18,14 +18,14 @@ from jsonargparse.typing import NonNegativeInt
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_rl.callbacks.checkpoint import preempting
-from lit_rl.evaluation import EpisodeResults
+from lit_rl.data.episodes import EvaluationEpisodes
 
 
 class Evaluation(L.Callback):
     """Evaluates every ``every_n_env_steps`` and when the budget is reached, on global rank 0 only.
 
     The other ranks wait at a barrier. The episodes (``data.eval_episodes``, sampled or greedy
-    actions: ``data.eval_greedy``) are run by the datamodule's :meth:`evaluate`. The history is
+    actions: ``data.eval_greedy``) are run by the datamodule's :meth:`run_evaluation`. The history is
     callback state, so a resumed run continues its ``evaluations.npz`` (rows written after the
     checkpoint by the interrupted run are replaced, none is repeated). A periodic evaluation that falls
     on the update at which the run is preempted is left to the resumed run, which runs it first, with
@@ -69,7 +69,7 @@ class Evaluation(L.Callback):
         self._evaluate(trainer, pl_module, env_steps, final)
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, env_steps: int, final: bool) -> None:
-        # Callbacks run before the module's epoch end: a NaN policy is reported by name, not by the sampler.
+        # A NaN policy is reported by name, not by the sampler (normally the check of this update, reused).
         check = getattr(pl_module, "check_finite_state", None)
         if check is not None:
             check()  # every rank: a collective under DDP
@@ -77,13 +77,13 @@ class Evaluation(L.Callback):
         # trainer.log_dir is a collective under DDP: every rank asks for it, outside the rank-0 branch.
         npz_path = Path(trainer.log_dir or ".") / self.npz_name if self.npz_name is not None else None
         if trainer.is_global_zero:
-            results = trainer.datamodule.evaluate(pl_module.policy, index=len(self.timesteps))
+            results = trainer.datamodule.run_evaluation(pl_module.policy, index=len(self.timesteps))
             self._record(trainer, env_steps, results, npz_path)
             label = "Final evaluation" if final else "Evaluation"
             rank_zero_info(f"{label} at {env_steps:,} env steps: {results.summary()}")
         trainer.strategy.barrier("evaluation")
 
-    def _record(self, trainer: L.Trainer, env_steps: int, results: EpisodeResults, npz_path: Path | None) -> None:
+    def _record(self, trainer: L.Trainer, env_steps: int, results: EvaluationEpisodes, npz_path: Path | None) -> None:
         self.timesteps.append(env_steps)
         self.results.append(results.returns)
         self.ep_lengths.append(results.lengths)

@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lit_rl.callbacks.evaluation import Evaluation
-from lit_rl.evaluation import EpisodeResults
+from lit_rl.data.episodes import EvaluationEpisodes
 
 #: tqdm's layout: percentage, bar, then the text of :func:`progress_line`.
 BAR_FORMAT = "{percentage:3.0f}%|{bar:20}| {desc}"
@@ -72,7 +72,7 @@ def progress_line(
 
 
 def summary_line(
-    env_steps: int, total: int, *, start_steps: int, seconds: float, evaluation: tuple[int, EpisodeResults] | None
+    env_steps: int, total: int, *, start_steps: int, seconds: float, evaluation: tuple[int, EvaluationEpisodes] | None
 ) -> str:
     """``"Done: 500,000 env steps in 2:40 (3,125 steps/s); final evaluation: return 450.20 ± ..."``.
 
@@ -93,11 +93,11 @@ def summary_line(
     return line
 
 
-def latest_evaluation(trainer: L.Trainer) -> tuple[int, EpisodeResults] | None:
+def latest_evaluation(trainer: L.Trainer) -> tuple[int, EvaluationEpisodes] | None:
     """The env step and results of the latest evaluation of the trainer's :class:`Evaluation`, if any."""
     for callback in trainer.callbacks:
         if isinstance(callback, Evaluation) and callback.timesteps:
-            return callback.timesteps[-1], EpisodeResults(callback.results[-1], callback.ep_lengths[-1])
+            return callback.timesteps[-1], EvaluationEpisodes(callback.results[-1], callback.ep_lengths[-1])
     return None
 
 

@@ -8,30 +8,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from lit_rl.data.episodes import RolloutEpisodes
+from lit_rl.data.protocol import Policy
 from lit_rl.data.rollout import Rollout
-from lit_rl.envs.episode_stats import current_rooms, final_observations, finished_episode_rooms, finished_episodes
+from lit_rl.envs.episode_info import current_rooms, final_observations, finished_episode_rooms, finished_episodes
 from lit_rl.envs.groups import EnvGroups
-from lit_rl.models.actor_critic import ActorCritic
-
-
-@dataclass(frozen=True)
-class EpisodeStats:
-    """Raw returns and lengths of the episodes that ended during one rollout. Shapes: ``[E]``.
-
-    Montezuma's Revenge adds ``rooms`` (distinct rooms of each finished game, ``[E]``) and
-    ``rooms_seen`` (the room ids any env was in during the rollout); both are empty elsewhere.
-    """
-
-    returns: np.ndarray
-    lengths: np.ndarray
-    rooms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    rooms_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class RolloutCollector:
@@ -90,7 +76,7 @@ class RolloutCollector:
         self._memory = None
 
     @torch.inference_mode()
-    def collect(self, policy: ActorCritic) -> tuple[Rollout, EpisodeStats]:
+    def collect(self, policy: Policy) -> tuple[Rollout, RolloutEpisodes]:
         """One rollout of ``T × N`` transitions with ``policy`` (actions sampled).
 
         With an :class:`EnvGroups` env and a policy without memory, the groups are pipelined: while
@@ -101,21 +87,19 @@ class RolloutCollector:
         self._episode_starts[0].copy_(self._episode_starts[T])
         self._final_values.zero_()
         memory_log = self._start_memory_log(policy)
-        stats = _StatsLog()
+        episodes = _EpisodeLog()
         if isinstance(self.env, EnvGroups) and not policy.recurrent:
             # The groups' threads and the policy's share the cores: on the CPU the policy gets its
             # share (1 torch thread + 1 thread per group; README, Performance).
             with _torch_threads(max(1, torch.get_num_threads() // len(self.env.groups)), self.device):
-                self._collect_pipelined(policy, stats)
+                self._collect_pipelined(policy, episodes)
         else:
             for t in range(T):
                 if memory_log is not None and t % policy.seq_len == 0:
                     memory_log[t // policy.seq_len] = self._memory
                 actions = self._act(policy, t, slice(None))
-                self._record_step(policy, t, slice(None), *self.env.step(actions), stats)
-        last_value, last_int_value = policy.values(
-            self._obs[T], memory=self._memory, episode_start=self._episode_starts[T]
-        )
+                self._record_step(policy, t, slice(None), *self.env.step(actions), episodes)
+        last = policy.values(self._obs[T], memory=self._memory, episode_start=self._episode_starts[T])
         self.total_steps += T * self.env.num_envs
         rollout = Rollout(
             obs=self._obs[:T].clone(),
@@ -126,16 +110,16 @@ class RolloutCollector:
             terminated=torch.from_numpy(self._terminated.copy()).to(self.device),
             truncated=torch.from_numpy(self._truncated.copy()).to(self.device),
             final_values=self._final_values.clone(),
-            last_value=last_value,
+            last_value=last.values,
             episode_starts=self._episode_starts[:T].clone(),
             memory=memory_log,
             next_obs=None if self._next_obs is None else self._next_obs.clone(),
-            int_values=None if last_int_value is None else self._int_values.clone(),
-            int_last_value=last_int_value,
+            int_values=None if last.int_values is None else self._int_values.clone(),
+            int_last_value=last.int_values,
         )
-        return rollout, stats.result()
+        return rollout, episodes.result()
 
-    def _collect_pipelined(self, policy: ActorCritic, stats: _StatsLog) -> None:
+    def _collect_pipelined(self, policy: Policy, episodes: _EpisodeLog) -> None:
         """Step ``T`` with each group acting as soon as its previous step is back (no memory).
 
         Order per step ``t``: receive group ``g``'s step ``t``, record it, compute and send its step
@@ -146,25 +130,25 @@ class RolloutCollector:
             group.send(self._act(policy, 0, rows))
         for t in range(T):
             for group, rows in zip(env.groups, env.slices, strict=True):
-                self._record_step(policy, t, rows, *group.recv(), stats)
+                self._record_step(policy, t, rows, *group.recv(), episodes)
                 if t + 1 < T:
                     group.send(self._act(policy, t + 1, rows))
 
-    def _act(self, policy: ActorCritic, t: int, rows: slice) -> np.ndarray:
+    def _act(self, policy: Policy, t: int, rows: slice) -> np.ndarray:
         """Sample the actions of step ``t`` for the envs ``rows``, store them with their log-probs and
         values, and return them for the env (one device→host copy)."""
         out = policy.act(self._obs[t, rows], memory=self._memory, episode_start=self._episode_starts[t, rows])
         self._memory = out.memory
-        self._actions[t, rows] = out.action
-        self._log_probs[t, rows] = out.log_prob
-        self._values[t, rows] = out.value
-        if out.int_value is not None:
-            self._int_values[t, rows] = out.int_value
-        return out.action.cpu().numpy()
+        self._actions[t, rows] = out.actions
+        self._log_probs[t, rows] = out.log_probs
+        self._values[t, rows] = out.values
+        if out.int_values is not None:
+            self._int_values[t, rows] = out.int_values
+        return out.actions.cpu().numpy()
 
     def _record_step(
         self,
-        policy: ActorCritic,
+        policy: Policy,
         t: int,
         rows: slice,
         obs: np.ndarray,
@@ -172,7 +156,7 @@ class RolloutCollector:
         terminated: np.ndarray,
         truncated: np.ndarray,
         info: dict,
-        stats: _StatsLog,
+        episodes: _EpisodeLog,
     ) -> None:
         """Store what step ``t`` of the envs ``rows`` returned (``info`` indexes envs within ``rows``)."""
         self._obs[t + 1, rows].copy_(torch.from_numpy(np.asarray(obs)), non_blocking=True)
@@ -184,7 +168,7 @@ class RolloutCollector:
             self._bootstrap_truncated(policy, t, info, rows)
         if self.next_obs_view is not None:
             self._record_next_obs(t, info, rows)
-        stats.add(info)
+        episodes.add(info)
 
     def _record_next_obs(self, t: int, info: dict, rows: slice) -> None:
         """``next_obs_view`` of the observation after step ``t`` of the envs ``rows``; the final one where
@@ -224,7 +208,7 @@ class RolloutCollector:
         self._episode_starts[self.num_steps] = True
         return torch.stack(views)
 
-    def _start_memory_log(self, policy: ActorCritic) -> torch.Tensor | None:
+    def _start_memory_log(self, policy: Policy) -> torch.Tensor | None:
         """A fresh ``[S, N, *memory_shape]`` record of the memory before each chunk (recurrent only)."""
         if not policy.recurrent:
             self._memory = None
@@ -234,7 +218,7 @@ class RolloutCollector:
         chunks = -(-self.num_steps // policy.seq_len)
         return self._memory.new_zeros((chunks, *self._memory.shape))
 
-    def _bootstrap_truncated(self, policy: ActorCritic, t: int, info: dict, rows: slice) -> None:
+    def _bootstrap_truncated(self, policy: Policy, t: int, info: dict, rows: slice) -> None:
         """Store ``V(final observation)`` of the envs ``rows`` truncated at step ``t`` (``info`` is theirs).
 
         A recurrent policy sees it with the memory after step ``t``, in the same episode.
@@ -243,7 +227,7 @@ class RolloutCollector:
         final = torch.from_numpy(final_observations(info, idx)).to(self.device)
         env_rows = torch.from_numpy(idx + range(self.env.num_envs)[rows].start).to(self.device)
         memory = None if self._memory is None else self._memory[env_rows]
-        self._final_values[t, env_rows] = policy.value(final, memory=memory)
+        self._final_values[t, env_rows] = policy.values(final, memory=memory).values
 
     def close(self) -> None:
         self.env.close()
@@ -261,7 +245,7 @@ def _torch_threads(num_threads: int, device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class _StatsLog:
+class _EpisodeLog:
     """The finished episodes (and Montezuma's rooms) of one rollout, gathered step by step."""
 
     def __init__(self) -> None:
@@ -279,8 +263,8 @@ class _StatsLog:
         if "room" in info:  # Montezuma only: no per-step allocation for other games
             self.rooms_seen.append(current_rooms(info))
 
-    def result(self) -> EpisodeStats:
-        return EpisodeStats(
+    def result(self) -> RolloutEpisodes:
+        return RolloutEpisodes(
             _concat(self.returns, np.float64),
             _concat(self.lengths, np.int64),
             _concat(self.rooms, np.int64),

@@ -1,7 +1,8 @@
 """On-policy data for Lightning: one epoch is one rollout, served as shuffled minibatches.
 
-The datamodule owns the environments and the :class:`RolloutCollector`; the LightningModule owns
-everything computed from a rollout (advantages, returns, the env-step counter). Lightning injects
+The datamodule owns the environments and the :class:`RolloutCollector`; the LightningModule, a
+:class:`lit_rl.data.protocol.RolloutLearner`, owns everything computed from a rollout (advantages,
+returns, the env-step counter). Lightning injects
 no ``DistributedSampler`` into an ``IterableDataset``, so under DDP every rank iterates its own envs,
 and every rank yields the same number of minibatches.
 """
@@ -9,7 +10,6 @@ and every rank yields the same number of minibatches.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import lightning as L
 import numpy as np
@@ -19,16 +19,13 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, IterableDataset
 
 from lit_rl.data.collector import RolloutCollector
+from lit_rl.data.episodes import EvaluationEpisodes, run_episodes
+from lit_rl.data.protocol import Policy, RolloutLearner
 from lit_rl.data.rollout import Rollout
 from lit_rl.envs.factory import Backend, Vectorization, check_env_id, game_name, is_atari, make_vector_env
 from lit_rl.envs.options import AtariOptions
 from lit_rl.errors import ConfigError
-from lit_rl.evaluation import EpisodeResults, run_episodes
 from lit_rl.specs import EnvSpec
-
-if TYPE_CHECKING:
-    from lit_rl.algos.ppo import PPO
-    from lit_rl.models.actor_critic import ActorCritic
 
 #: Evaluation envs reset with seeds from ``seed + EVAL_SEED_OFFSET`` on, away from the training envs'.
 EVAL_SEED_OFFSET = 1_000_000
@@ -181,17 +178,19 @@ class RolloutDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.collector is None:
-            module = self.trainer.lightning_module if self.trainer is not None else None
+            module: RolloutLearner | None = self.trainer.lightning_module if self.trainer is not None else None
             if module is not None:
+                if not isinstance(module, RolloutLearner):
+                    raise TypeError(f"{type(module).__name__} is not a RolloutLearner (lit_rl.data.protocol)")
                 self.check_sequence_minibatches(module.policy.seq_len)
             rank = self.trainer.global_rank if self.trainer is not None else 0
             seed = self.env_seed(rank)  # a resume reseeds once the checkpoint's env steps are known
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
             # An intrinsic-reward module says what it needs to see of each next observation.
-            view = getattr(module, "next_obs_view", None)
+            view = None if module is None else module.next_obs_view
             self.collector = RolloutCollector(self.make_env(self.num_envs), self.num_steps, seed, device, view)
 
-    def evaluate(self, policy: ActorCritic, index: int = 0, rank: int = 0) -> EpisodeResults:
+    def run_evaluation(self, policy: Policy, index: int = 0, rank: int = 0) -> EvaluationEpisodes:
         """``eval_episodes`` full episodes with ``policy`` on a fresh evaluation env.
 
         Evaluation ``index`` of process ``rank`` resets with seeds disjoint from the training envs' and
@@ -212,7 +211,7 @@ class RolloutDataModule(L.LightningDataModule):
                 env.close()
 
     def val_dataloader(self) -> DataLoader:
-        """``lit-rl validate``: one batch, the :class:`EpisodeResults` of ``eval_episodes`` episodes."""
+        """``lit-rl validate``: one batch, the :class:`EvaluationEpisodes` of ``eval_episodes`` episodes."""
         return self._evaluation_loader()
 
     def test_dataloader(self) -> DataLoader:
@@ -288,9 +287,9 @@ class _EvaluationDataset(IterableDataset):
     def __len__(self) -> int:
         return 1
 
-    def __iter__(self) -> Iterator[EpisodeResults]:
+    def __iter__(self) -> Iterator[EvaluationEpisodes]:
         trainer = self.dm.trainer
-        yield self.dm.evaluate(trainer.lightning_module.policy, rank=trainer.global_rank)
+        yield self.dm.run_evaluation(trainer.lightning_module.policy, rank=trainer.global_rank)
 
 
 class _RolloutDataset(IterableDataset):
@@ -303,7 +302,7 @@ class _RolloutDataset(IterableDataset):
         return self.dm.update_epochs * self.dm.num_minibatches
 
     def __iter__(self) -> Iterator[Rollout]:
-        module: PPO = self.dm.trainer.lightning_module
+        module: RolloutLearner = self.dm.trainer.lightning_module
         collector = self.dm.collector
         env_steps = int(module.env_steps)
         if collector.total_steps == 0 and env_steps > 0:
@@ -317,5 +316,4 @@ class _RolloutDataset(IterableDataset):
         policy.eval()
         rollout, episodes = collector.collect(policy)
         policy.train(was_training)
-        module.record_episodes(episodes)
-        yield from self.dm.minibatches(module.process_rollout(rollout), seq_len=policy.seq_len)
+        yield from self.dm.minibatches(module.prepare_rollout(rollout, episodes), seq_len=policy.seq_len)

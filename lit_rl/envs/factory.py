@@ -1,6 +1,6 @@
 """One entry point that builds a vector env for any gymnasium id or Atari game.
 
-Every env it returns follows the contract of :mod:`lit_rl.envs.episode_stats`: gymnasium's
+Every env it returns follows the contract of :mod:`lit_rl.envs.episode_info`: gymnasium's
 ``SAME_STEP`` autoreset, ``terminated`` and ``truncated`` kept apart, raw episode statistics.
 """
 

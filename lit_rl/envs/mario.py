@@ -10,7 +10,7 @@ uint8, 256 button-bitmask actions, reward = x progress + clock penalty − 25 on
 The wrapper stack is that of PyTorch's Mario tutorial (``intermediate/mario_rl_tutorial``: joypad
 action subset, frame skip, grayscale, resize to 84, 4 stacked frames), with the max-pool over the
 last two frames of SB3's ``MaxAndSkipEnv`` and the raw episode statistics of
-:mod:`lit_rl.envs.episode_stats`. Rewards are not clipped.
+:mod:`lit_rl.envs.episode_info`. Rewards are not clipped.
 """
 
 from __future__ import annotations

@@ -102,5 +102,5 @@ def study_maps(policy: ActorCritic, obs: Tensor) -> dict[str, Tensor]:
 @torch.no_grad()
 def logit_std(policy: ActorCritic, obs: Tensor) -> float:
     """The study's exploration proxy: the std of the actor logits per observation, averaged."""
-    logits, _ = policy(obs)
+    logits = policy(obs).logits
     return float(logits.float().std(dim=1).mean())

@@ -9,32 +9,20 @@ value head RND trains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lit_rl.data.protocol import PolicyOutput
 from lit_rl.errors import ConfigError
 from lit_rl.models.extractors.base import ExtractorFactory, FeatureExtractor, MemoryExtractor, StreamExtractor, Streams
 from lit_rl.models.init import ACTOR_GAIN, CRITIC_GAIN, TRUNK_GAIN, orthogonal_init_
 from lit_rl.models.running_stats import ObservationNormalizer
 
 HeadStyle = Literal["linear", "rnd"]
-
-
-@dataclass(frozen=True)
-class PolicyOutput:
-    """What the collector records per step. Shapes: ``[B]``; ``memory``: ``[B, *memory_shape]``,
-    the memory after this step (``None`` without a memory extractor); ``int_value``: the intrinsic
-    value head's estimate (``None`` without one)."""
-
-    action: Tensor
-    log_prob: Tensor
-    value: Tensor
-    memory: Tensor | None = None
-    int_value: Tensor | None = None
 
 
 def head_mlp(dim: int, widths: tuple[int, ...], activation: str) -> tuple[nn.Module, int]:
@@ -89,9 +77,10 @@ class ActorCritic(nn.Module):
     routes ``exploit`` to the extrinsic head, ``explore`` to the intrinsic one and ``policy`` to the
     actor; any other extractor's features feed all three.
 
-    With a :class:`MemoryExtractor` (``recurrent``), every method also takes the memory before the
-    step and the ``episode_start`` flags; :meth:`act` returns the memory after the step and
-    :meth:`evaluate` runs whole sequences ``[T, B, ...]``. With ``shared_extractor=False`` the actor and
+    Every call returns a :class:`PolicyOutput` (a :class:`lit_rl.data.protocol.Policy`). With a
+    :class:`MemoryExtractor` (``recurrent``), every method also takes the memory before the step and
+    the ``episode_start`` flags, and returns the memory after it; :meth:`score_actions` runs whole
+    sequences ``[T, B, ...]``. With ``shared_extractor=False`` the actor and
     the critic each have their own memory (sb3-contrib's ``enable_critic_lstm``), carried as one tensor
     ``[B, 2, *memory_shape]`` (actor's, critic's).
     """
@@ -171,17 +160,27 @@ class ActorCritic(nn.Module):
         x = torch.empty(obs.shape, dtype=torch.float32, device=obs.device, memory_format=layout)
         return x.copy_(obs).mul_(1.0 / 255.0)
 
-    def forward(
-        self, obs: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Logits ``[B, A]`` and values ``[B]`` of raw observations ``[B, *obs_shape]``.
+    def forward(self, obs: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None) -> PolicyOutput:
+        """One step of ``B`` envs from raw observations ``[B, *obs_shape]``: logits ``[B, A]``, values and
+        intrinsic values (or ``None``) ``[B]``, and the memory after (``None`` without memory).
 
         A recurrent policy starts from ``memory`` (default: a fresh episode) and ``episode_start``.
         """
-        logits, values, _, _ = self._step(obs, memory, episode_start)
-        return logits, values
+        if not self.recurrent:
+            x = self.preprocess(obs)
+            streams = self._streams(self.extractor, x)
+            critic = streams if self.critic_extractor is None else self._streams(self.critic_extractor, x)
+            return self._heads(streams, critic)
+        batch = obs.shape[0]
+        if memory is None:
+            memory = self.initial_memory(batch)
+        if episode_start is None:
+            episode_start = torch.zeros(batch, dtype=torch.bool, device=obs.device)
+        out = self.forward_sequence(obs[None], memory, episode_start[None])
+        int_values = None if out.int_values is None else out.int_values[0]
+        return PolicyOutput(out.values[0], int_values, logits=out.logits[0], memory=out.memory)
 
-    def _value(self, head: nn.Module, z: Tensor) -> Tensor:
+    def _critic(self, head: nn.Module, z: Tensor) -> Tensor:
         z = self.critic_hidden(z)
         if self.extra_layer is not None:
             z = self.extra_layer(z) + z
@@ -191,10 +190,11 @@ class ActorCritic(nn.Module):
         """Action logits of the actor's features."""
         return self.actor_head(self.actor_hidden(features))
 
-    def _heads(self, streams: Streams, critic: Streams) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _heads(self, streams: Streams, critic: Streams, memory: Tensor | None = None) -> PolicyOutput:
         """Logits, extrinsic values and intrinsic values (or ``None``) of routed features."""
-        int_values = None if self.int_critic_head is None else self._value(self.int_critic_head, critic.explore)
-        return self.logits(streams.policy), self._value(self.critic_head, critic.exploit), int_values
+        int_values = None if self.int_critic_head is None else self._critic(self.int_critic_head, critic.explore)
+        logits = self.logits(streams.policy)
+        return PolicyOutput(self._critic(self.critic_head, critic.exploit), int_values, logits=logits, memory=memory)
 
     @staticmethod
     def _streams(extractor: FeatureExtractor, x: Tensor) -> Streams:
@@ -203,27 +203,7 @@ class ActorCritic(nn.Module):
         features = extractor(x)
         return Streams(policy=features, exploit=features, explore=features)
 
-    def _step(
-        self, obs: Tensor, memory: Tensor | None, episode_start: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        """One step of ``B`` envs: logits ``[B, A]``, values ``[B]``, intrinsic values ``[B]`` or ``None``,
-        the next memory or ``None``."""
-        if not self.recurrent:
-            x = self.preprocess(obs)
-            streams = self._streams(self.extractor, x)
-            critic = streams if self.critic_extractor is None else self._streams(self.critic_extractor, x)
-            return *self._heads(streams, critic), None
-        batch = obs.shape[0]
-        if memory is None:
-            memory = self.initial_memory(batch)
-        if episode_start is None:
-            episode_start = torch.zeros(batch, dtype=torch.bool, device=obs.device)
-        logits, values, int_values, memory = self.forward_sequence(obs[None], memory, episode_start[None])
-        return logits[0], values[0], None if int_values is None else int_values[0], memory
-
-    def forward_sequence(
-        self, obs: Tensor, memory: Tensor, episode_start: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    def forward_sequence(self, obs: Tensor, memory: Tensor, episode_start: Tensor) -> PolicyOutput:
         """A recurrent policy over sequences: logits ``[T, B, A]``, values and intrinsic values (or
         ``None``) ``[T, B]``, the memory after.
 
@@ -233,12 +213,12 @@ class ActorCritic(nn.Module):
         if self.critic_extractor is None:
             features, memory = self.extractor(x, memory, episode_start)
             streams = Streams(policy=features, exploit=features, explore=features)
-            return *self._heads(streams, streams), memory
+            return self._heads(streams, streams, memory)
         actor_memory, critic_memory = memory.unbind(1)
         features, actor_memory = self.extractor(x, actor_memory, episode_start)
         critic_features, critic_memory = self.critic_extractor(x, critic_memory, episode_start)
         streams = Streams(policy=features, exploit=critic_features, explore=critic_features)
-        return *self._heads(streams, streams), torch.stack([actor_memory, critic_memory], dim=1)
+        return self._heads(streams, streams, torch.stack([actor_memory, critic_memory], dim=1))
 
     @torch.no_grad()
     def act(
@@ -248,45 +228,40 @@ class ActorCritic(nn.Module):
         memory: Tensor | None = None,
         episode_start: Tensor | None = None,
     ) -> PolicyOutput:
-        """Sample (or take the most likely) actions for collection. Shapes: ``[B, ...] -> [B]``."""
-        logits, value, int_value, memory = self._step(obs, memory, episode_start)
-        logits = logits.float()
+        """Sample (or take the most likely) actions for collection, with their log-probs, the values and
+        the memory after. Shapes: ``[B, ...] -> [B]``."""
+        out = self(obs, memory, episode_start)
+        logits = out.logits.float()
         if greedy:
-            action = logits.argmax(-1)
+            actions = logits.argmax(-1)
         else:
             # Gumbel-max sampling: one fused draw, no torch.distributions overhead.
             noise = torch.empty_like(logits).exponential_().log_()
-            action = (logits - noise).argmax(-1)
-        log_prob, _ = categorical_log_prob(logits, action)
-        return PolicyOutput(action, log_prob, value, memory, int_value)
+            actions = (logits - noise).argmax(-1)
+        log_probs, _ = categorical_log_prob(logits, actions)
+        return dataclasses.replace(out, logits=logits, actions=actions, log_probs=log_probs)
 
     @torch.no_grad()
-    def value(self, obs: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None) -> Tensor:
-        """Extrinsic state values ``[B]`` of raw observations ``[B, *obs_shape]``."""
-        return self._step(obs, memory, episode_start)[1]
-
-    @torch.no_grad()
-    def values(
-        self, obs: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None
-    ) -> tuple[Tensor, Tensor | None]:
+    def values(self, obs: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None) -> PolicyOutput:
         """Extrinsic and intrinsic (or ``None``) state values ``[B]`` of raw observations ``[B, *obs_shape]``."""
-        _, values, int_values, _ = self._step(obs, memory, episode_start)
-        return values, int_values
+        return self(obs, memory, episode_start)
 
-    def evaluate(
+    def score_actions(
         self, obs: Tensor, actions: Tensor, memory: Tensor | None = None, episode_start: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """``(log_probs, entropy, values, int_values)`` of ``actions`` under the current parameters
-        (``int_values`` is ``None`` without an intrinsic head).
+    ) -> PolicyOutput:
+        """Log-probs and entropy of given ``actions``, and the values (intrinsic ones ``None`` without
+        an intrinsic head), under the current parameters: the terms of the PPO loss.
 
         Shapes: feed-forward ``obs [B, ...]``, ``actions [B]`` → ``[B]`` each; recurrent
         ``obs [T, B, ...]``, ``actions [T, B]``, ``memory [B, ...]``, ``episode_start [T, B]`` → ``[T, B]`` each.
         """
         if self.recurrent:
             if memory is None or episode_start is None:
-                raise ValueError("a recurrent policy evaluates sequences: pass memory and episode_start")
-            logits, values, int_values, _ = self.forward_sequence(obs, memory, episode_start)
+                raise ValueError("a recurrent policy scores sequences: pass memory and episode_start")
+            out = self.forward_sequence(obs, memory, episode_start)
         else:
-            logits, values, int_values, _ = self._step(obs, None, None)
-        log_probs, entropy = categorical_log_prob(logits.flatten(0, -2), actions.flatten())
-        return log_probs.view_as(actions), entropy.view_as(actions), values, int_values
+            out = self(obs)
+        log_probs, entropy = categorical_log_prob(out.logits.flatten(0, -2), actions.flatten())
+        return dataclasses.replace(
+            out, actions=actions, log_probs=log_probs.view_as(actions), entropy=entropy.view_as(actions)
+        )

@@ -57,7 +57,7 @@ def test_endless_env_value_is_one_over_one_minus_gamma(tmp_path: Path) -> None:
             "--checkpoint.every_n_env_steps=0",
         ]
     )
-    value = cli.model.policy.value(torch.zeros(1, 2)).item()
+    value = cli.model.policy.values(torch.zeros(1, 2)).values.item()
     assert value == pytest.approx(10.0, abs=0.5)
 
 

@@ -57,7 +57,7 @@ def success_rate(policy: ActorCritic, *, zero_memory: bool = False, seed: int = 
         if zero_memory:
             memory, start = policy.initial_memory(EPISODES), torch.ones(EPISODES, dtype=torch.bool)
         out = policy.act(torch.as_tensor(obs), memory=memory, episode_start=start)
-        obs, reward, terminated, truncated, _ = env.step(out.action.numpy())
+        obs, reward, terminated, truncated, _ = env.step(out.actions.numpy())
         outcome = np.where(done, outcome, reward)
         done |= terminated | truncated
         memory, start = out.memory, torch.as_tensor(terminated | truncated)

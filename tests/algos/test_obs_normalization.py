@@ -110,7 +110,7 @@ def test_statistics_come_from_training_rollouts_only_and_the_ratio_starts_at_one
 
     def probe(self, batch, batch_idx):
         if batch_idx == 0:  # before the first optimiser step of this update
-            log_probs, *_ = self.policy.evaluate(batch.obs, batch.actions)
+            log_probs = self.policy.score_actions(batch.obs, batch.actions).log_probs
             gaps.append(float((log_probs - batch.log_probs).abs().max()))
         return step(self, batch, batch_idx)
 

@@ -10,9 +10,13 @@ import torch
 from torch.testing import assert_close
 
 import lit_rl.algos.ppo as ppo_mod
+from lit_rl.algos.advantages import rollout_advantages
 from lit_rl.algos.gae import compute_gae
-from lit_rl.algos.ppo import PPO, intrinsic_advantages
+from lit_rl.algos.intrinsic import intrinsic_rewards
+from lit_rl.algos.ppo import PPO
 from lit_rl.cli import run
+from lit_rl.data.rollout import Rollout
+from lit_rl.models.intrinsic.rnd import RND
 
 CARTPOLE = str(Path(__file__).parents[2] / "configs" / "ppo" / "cartpole_mlp.yaml")
 RND_ARGS = [
@@ -22,6 +26,14 @@ RND_ARGS = [
     "--trainer.enable_progress_bar=false",
     "--data.eval_episodes=2",
 ]
+
+
+def intrinsic_advantages(rnd: RND, rollout: Rollout, *, gae_lambda: float):
+    """The intrinsic half of the advantages PPO computes: RND's rewards (updating its statistics), then
+    the non-episodic GAE of :func:`rollout_advantages`."""
+    rewards, metrics = intrinsic_rewards(rnd, rollout)
+    out = rollout_advantages(rollout, gamma=0.99, gae_lambda=gae_lambda, int_rewards=rewards, int_gamma=rnd.gamma)
+    return out.int_advantages, out.int_returns, metrics
 
 
 def fit(tmp_path: Path, *args: str):

@@ -32,7 +32,7 @@ def test_bf16_mixed_trains_cartpole_with_float32_loss_terms(monkeypatch: pytest.
     assert len(seen) == 12 and all(autocast for autocast, *_ in seen)  # the update really ran under bf16
     assert all(tuple(dtypes) == (torch.float32,) * 3 for _, *dtypes in seen)
     assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in cli.model.parameters())
-    sums = cli.model._loss_sums  # reset at each epoch end; finiteness is checked every minibatch anyway
+    sums = cli.model.loss_sums._sums  # reset at each epoch end; finiteness is checked every minibatch anyway
     assert all(math.isfinite(v) for v in sums.tolist())
 
 

@@ -47,10 +47,10 @@ def test_checkpoint_alone_rebuilds_the_agent_with_identical_greedy_actions(cwrca
         env.close()
     batch = torch.as_tensor(np.concatenate(frames))
     trained = cwrca_run.cli.model.policy.eval()
-    logits_trained, _ = trained(batch)
-    logits_restored, _ = restored.policy.eval()(batch)
+    logits_trained = trained(batch).logits
+    logits_restored = restored.policy.eval()(batch).logits
     torch.testing.assert_close(logits_restored, logits_trained)
-    assert torch.equal(restored.policy.act(batch, greedy=True).action, trained.act(batch, greedy=True).action)
+    assert torch.equal(restored.policy.act(batch, greedy=True).actions, trained.act(batch, greedy=True).actions)
 
 
 def _evaluate_args(subcommand: str, ckpt: Path, save_dir: Path) -> list[str]:

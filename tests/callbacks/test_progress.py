@@ -28,7 +28,7 @@ from lit_rl.callbacks.progress import (
     summary_line,
 )
 from lit_rl.cli import run
-from lit_rl.evaluation import EpisodeResults
+from lit_rl.data.episodes import EvaluationEpisodes
 
 QUICKSTART = str(Path(__file__).parents[2] / "configs" / "quickstart.yaml")
 # CartPole, 2 envs x 16 steps = 32 env steps per rollout, 8 rollouts; evaluation and checkpoint every 128.
@@ -88,7 +88,7 @@ def test_format_return(value: float, text: str) -> None:
 
 
 def test_summary_line_cases() -> None:
-    results = EpisodeResults(np.array([440.0, 460.0]), np.array([500, 500]))  # mean 450, std 10
+    results = EvaluationEpisodes(np.array([440.0, 460.0]), np.array([500, 500]))  # mean 450, std 10
     assert summary_line(500_000, 500_000, start_steps=0, seconds=160, evaluation=(500_000, results)) == (
         "Done: 500,000 env steps in 2:40 (3,125 steps/s); final evaluation: return 450.00 ± 10.00 "
         "(mean ± std over 2 episodes)"

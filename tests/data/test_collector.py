@@ -28,7 +28,7 @@ def test_truncation_is_bootstrapped_and_recorded() -> None:
     assert not rollout.terminated.any()
     assert rollout.truncated[49].all() and rollout.truncated.sum() == 2
     assert torch.all(rollout.rewards == 1.0)
-    value_of_final_obs = policy.value(torch.zeros(1, 2)).item()
+    value_of_final_obs = policy.values(torch.zeros(1, 2)).values.item()
     assert rollout.final_values[49].tolist() == pytest.approx([value_of_final_obs] * 2)
     assert rollout.final_values[48].abs().sum() == 0
     assert episodes.returns.tolist() == [50.0, 50.0] and episodes.lengths.tolist() == [50, 50]
@@ -40,7 +40,7 @@ def test_next_rollout_continues_from_the_last_observation() -> None:
     policy = ActorCritic((4,), 2, MLP)
     collector = RolloutCollector(env, num_steps=5, seed=4, device=torch.device("cpu"))
     first, _ = collector.collect(policy)
-    assert torch.equal(first.last_value, policy.value(collector._obs[5]))
+    assert torch.equal(first.last_value, policy.values(collector._obs[5]).values)
     second, _ = collector.collect(policy)
     assert torch.equal(second.obs[0], collector._obs[0])
     assert not torch.equal(second.obs[0], first.obs[0])
@@ -118,9 +118,8 @@ def test_recurrent_training_reproduces_what_the_policy_did_while_acting(extracto
     assert rollout.memory.shape == (5, 3, *(() if shared else (2,)), *policy.extractor.memory_shape)
     assert rollout.episode_starts[1:].any(), "the test needs episodes that end inside the rollout"
     seq = rollout.to_sequences(5)
-    log_probs, _, values, _ = policy.evaluate(
-        seq.obs, seq.actions, memory=seq.memory[0], episode_start=seq.episode_starts
-    )
+    scored = policy.score_actions(seq.obs, seq.actions, memory=seq.memory[0], episode_start=seq.episode_starts)
+    log_probs, values = scored.log_probs, scored.values
     assert_close(log_probs[seq.mask], seq.log_probs[seq.mask], atol=1e-5, rtol=1e-5)
     assert_close(values[seq.mask], seq.values[seq.mask], atol=1e-5, rtol=1e-5)
     env.close()
@@ -139,9 +138,9 @@ def test_recurrent_truncation_bootstrap_sees_the_episodes_memory() -> None:
     starts = torch.zeros(50, 2, dtype=torch.bool)
     starts[0] = True
     with torch.no_grad():
-        _, _, _, memory = policy.forward_sequence(rollout.obs[:50], policy.initial_memory(2), starts)
-    expected = policy.value(torch.zeros(2, 2), memory=memory)
-    fresh = policy.value(torch.zeros(2, 2), memory=policy.initial_memory(2))
+        memory = policy.forward_sequence(rollout.obs[:50], policy.initial_memory(2), starts).memory
+    expected = policy.values(torch.zeros(2, 2), memory=memory).values
+    fresh = policy.values(torch.zeros(2, 2), memory=policy.initial_memory(2)).values
     assert_close(rollout.final_values[49], expected)
     assert (expected - fresh).abs().min() > 1e-4  # the check can tell the memories apart
     env.close()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from lit_rl.envs.episode_stats import final_observations, finished_episodes
+from lit_rl.envs.episode_info import final_observations, finished_episodes
 from lit_rl.envs.factory import make_vector_env
 from lit_rl.envs.options import AtariOptions
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-from lit_rl.envs.episode_stats import final_observations, finished_episodes
+from lit_rl.envs.episode_info import final_observations, finished_episodes
 from lit_rl.envs.factory import check_env_id, is_atari, make_vector_env
 from lit_rl.errors import ConfigError
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from lit_rl.envs.episode_stats import finished_episodes
+from lit_rl.envs.episode_info import finished_episodes
 from lit_rl.envs.factory import check_env_id, make_vector_env
 from lit_rl.envs.mario import ensure_mario_registered, is_mario, make_mario_env
 from lit_rl.errors import ConfigError

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from gymnasium.vector import SyncVectorEnv
 
-from lit_rl.envs.episode_stats import current_rooms, finished_episode_rooms, finished_episodes
+from lit_rl.envs.episode_info import current_rooms, finished_episode_rooms, finished_episodes
 from lit_rl.envs.factory import make_vector_env
 from lit_rl.envs.options import AtariOptions
 

@@ -75,7 +75,7 @@ def test_study_maps_and_attention_weights(pong_obs: torch.Tensor) -> None:
 def test_logit_std_by_hand() -> None:
     policy = agent()
     obs = torch.randint(0, 256, (4, 4, 84, 84), dtype=torch.uint8)
-    logits, _ = policy(obs)
+    logits = policy(obs).logits
     expected = sum(float(torch.std(row)) for row in logits) / 4
     assert logit_std(policy, obs) == pytest.approx(expected, rel=1e-5)
 

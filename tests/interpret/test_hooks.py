@@ -27,10 +27,12 @@ def obs() -> torch.Tensor:
 def test_records_one_set_of_maps_per_forward_and_cleans_up(policy, obs) -> None:
     attention = policy.extractor.attention
     with torch.no_grad():
-        logits_before, values_before = policy(obs)
+        before = policy(obs)
+        logits_before, values_before = before.logits, before.values
     with torch.no_grad(), record_attention(policy) as maps:
         assert attention.record_attn is True
-        logits, values = policy(obs)
+        out = policy(obs)
+        logits, values = out.logits, out.values
         assert len(maps["extractor.attention"]) == 1
         policy(obs)
     assert list(maps) == ["extractor.attention"]
@@ -54,7 +56,7 @@ def test_records_one_set_of_maps_per_forward_and_cleans_up(policy, obs) -> None:
     assert attention.record_attn is False
     assert len(attention.maps._forward_hooks) == 0
     with torch.no_grad():
-        assert_close(policy(obs)[0], logits)
+        assert_close(policy(obs).logits, logits)
     assert len(maps["extractor.attention"]) == 2
 
 

@@ -76,11 +76,11 @@ def test_grad_cam_peaks_on_the_region_behind_the_chosen_action() -> None:
     policy = two_detector_policy()
     p, q = (40, 12), (16, 60)
     obs = torch.maximum(square(0, *p, 255), square(1, *q, 128))  # action 0 (frame 0) wins
-    logits, _ = policy(obs)
+    logits = policy(obs).logits
     assert int(logits.argmax()) == 0
     assert_peaks_on(grad_cam(policy, obs)[0], *p)
     swapped = torch.maximum(square(0, *p, 128), square(1, *q, 255))  # now action 1 (frame 1) wins
-    assert int(policy(swapped)[0].argmax()) == 1
+    assert int(policy(swapped).logits.argmax()) == 1
     assert_peaks_on(grad_cam(policy, swapped)[0], *q)
     moved = torch.maximum(square(0, 64, 68, 255), square(1, *q, 128))
     assert_peaks_on(grad_cam(policy, moved)[0], 64, 68)

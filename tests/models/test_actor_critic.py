@@ -27,10 +27,10 @@ def test_sampling_follows_the_policy() -> None:
         ac.actor_head.weight.zero_()
         ac.actor_head.bias.copy_(torch.tensor([2.0, 0.0, -1.0]))
     out = ac.act(torch.zeros(40_000, 1))
-    freq = torch.bincount(out.action, minlength=3).float() / 40_000
+    freq = torch.bincount(out.actions, minlength=3).float() / 40_000
     expected = torch.softmax(torch.tensor([2.0, 0.0, -1.0]), -1)
     assert_close(freq, expected, atol=0.01, rtol=0)
-    assert_close(out.log_prob, expected.log()[out.action])
+    assert_close(out.log_probs, expected.log()[out.actions])
 
 
 def test_head_init_gains_and_uint8_scaling() -> None:
@@ -40,25 +40,25 @@ def test_head_init_gains_and_uint8_scaling() -> None:
     assert torch.allclose(s_actor, torch.full_like(s_actor, 0.01), atol=1e-6)
     assert torch.allclose(s_critic, torch.ones_like(s_critic), atol=1e-5)
     obs = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
-    logits_u8, values_u8 = ac(obs)
-    logits_f, values_f = ac(obs.float() / 255.0)
-    assert_close(logits_u8, logits_f)
-    assert_close(values_u8, values_f)
+    u8, f = ac(obs), ac(obs.float() / 255.0)
+    assert_close(u8.logits, f.logits)
+    assert_close(u8.values, f.values)
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_act_and_evaluate_agree(shared: bool) -> None:
+def test_act_and_score_actions_agree(shared: bool) -> None:
     ac = ActorCritic((4,), 3, MLP, shared_extractor=shared)
     obs = torch.randn(7, 4)
     out = ac.act(obs)
-    assert out.action.shape == out.log_prob.shape == out.value.shape == (7,)
-    lp, ent, v, _ = ac.evaluate(obs, out.action)
-    assert_close(lp, out.log_prob)
-    assert_close(v, out.value)
+    assert out.actions.shape == out.log_probs.shape == out.values.shape == (7,)
+    scored = ac.score_actions(obs, out.actions)
+    lp, ent, v = scored.log_probs, scored.entropy, scored.values
+    assert_close(lp, out.log_probs)
+    assert_close(v, out.values)
     assert (ent > 0).all() and (ent <= math.log(3) + 1e-6).all()
     assert (ac.critic_extractor is None) == shared
-    greedy = ac.act(obs, greedy=True).action
-    assert torch.equal(greedy, ac(obs)[0].argmax(-1))
+    greedy = ac.act(obs, greedy=True).actions
+    assert torch.equal(greedy, ac(obs).logits.argmax(-1))
 
 
 def test_wrong_observation_shape_is_rejected() -> None:

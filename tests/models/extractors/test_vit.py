@@ -137,10 +137,12 @@ def test_actor_critic_routes_explore_to_the_intrinsic_head() -> None:
     torch.manual_seed(0)
     ac = ActorCritic((4, 84, 84), 5, partial(ViTExtractor, **SMALL), heads="rnd", intrinsic_value=True).eval()
     obs = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
-    logits, v_ext, v_int, _ = ac._step(obs, None, None)
+    out = ac(obs)
+    logits, v_ext, v_int = out.logits, out.values, out.int_values
     with torch.no_grad():
         ac.extractor.exploit_token.add_(1.0)
-    logits2, v_ext2, v_int2, _ = ac._step(obs, None, None)
+    out = ac(obs)
+    logits2, v_ext2, v_int2 = out.logits, out.values, out.int_values
     assert torch.equal(v_int, v_int2)
     assert not torch.equal(v_ext, v_ext2) and not torch.equal(logits, logits2)
 

@@ -10,10 +10,19 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from lit_rl.algos.ppo import intrinsic_advantages
+from lit_rl.algos.advantages import rollout_advantages
+from lit_rl.algos.intrinsic import intrinsic_rewards
 from lit_rl.data.rollout import Rollout
 from lit_rl.errors import ConfigError
 from lit_rl.models.intrinsic.rnd import RND, rnd_loss, rnd_rewards
+
+
+def intrinsic_advantages(rnd: RND, rollout: Rollout, *, gae_lambda: float):
+    """The intrinsic half of the advantages PPO computes: RND's rewards (updating its statistics), then
+    the non-episodic GAE of :func:`rollout_advantages`."""
+    rewards, metrics = intrinsic_rewards(rnd, rollout)
+    out = rollout_advantages(rollout, gamma=0.99, gae_lambda=gae_lambda, int_rewards=rewards, int_gamma=rnd.gamma)
+    return out.int_advantages, out.int_returns, metrics
 
 
 def test_networks_follow_the_spec_on_frames() -> None:

@@ -1,19 +1,39 @@
-"""Run full evaluation episodes with a policy: one episode per env, so short episodes are not favoured."""
+"""Finished episodes: those of training rollouts, and full evaluation episodes run with a policy.
+
+Evaluation runs one episode per env, so short episodes are not favoured.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from lit_rl.envs.episode_stats import finished_episodes
-from lit_rl.models.actor_critic import ActorCritic
+from lit_rl.envs.episode_info import finished_episodes
+
+if TYPE_CHECKING:  # data/protocol.py imports this module; the type is only for annotations here
+    from lit_rl.data.protocol import Policy
 
 
 @dataclass(frozen=True)
-class EpisodeResults:
+class RolloutEpisodes:
+    """Raw returns and lengths of the training episodes that ended during one rollout. Shapes: ``[E]``.
+
+    Montezuma's Revenge adds ``rooms`` (distinct rooms of each finished game, ``[E]``) and
+    ``rooms_seen`` (the room ids any env was in during the rollout); both are empty elsewhere.
+    """
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    rooms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rooms_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class EvaluationEpisodes:
     """Raw full-game returns and lengths (agent steps) of evaluation episodes, in env order. Shapes: ``[K]``."""
 
     returns: np.ndarray
@@ -29,8 +49,8 @@ class EpisodeResults:
 
 @torch.inference_mode()
 def run_episodes(
-    policy: ActorCritic, env: VectorEnv, *, seed: int, greedy: bool = False, max_steps: int = 1_000_000
-) -> EpisodeResults:
+    policy: Policy, env: VectorEnv, *, seed: int, greedy: bool = False, max_steps: int = 1_000_000
+) -> EvaluationEpisodes:
     """The first episode of every env of ``env``, with raw returns.
 
     Args:
@@ -41,7 +61,7 @@ def run_episodes(
         max_steps: Safety cap on vector steps.
 
     Returns:
-        The :class:`EpisodeResults` of the ``num_envs`` episodes, in env order.
+        The :class:`EvaluationEpisodes` of the ``num_envs`` episodes, in env order.
     """
     device = next(policy.parameters()).device
     n = env.num_envs
@@ -57,7 +77,7 @@ def run_episodes(
             torch.as_tensor(np.asarray(obs), device=device), greedy=greedy, memory=memory, episode_start=episode_start
         )
         memory = out.memory
-        obs, _, terminated, truncated, info = env.step(out.action.cpu().numpy())
+        obs, _, terminated, truncated, info = env.step(out.actions.cpu().numpy())
         episode_start = torch.as_tensor(terminated | truncated, device=device)
         idx, ep_returns, ep_lengths = finished_episodes(info)
         first = np.isnan(returns[idx])
@@ -68,4 +88,4 @@ def run_episodes(
     policy.train(was_training)
     if np.isnan(returns).any():
         raise RuntimeError(f"evaluation episodes did not end within {max_steps} steps")
-    return EpisodeResults(returns, lengths)
+    return EvaluationEpisodes(returns, lengths)
