@@ -37,10 +37,18 @@ def tensorboard_scalars(log_dir: str | Path, tag: str) -> list[tuple[int, float]
     return [(int(e.step), float(e.value)) for e in acc.Scalars(tag)]
 
 
+def load_evaluation_results(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(timesteps [E], returns of every episode [E, K])`` from an RL Zoo-style ``evaluations.npz``
+    (a run directory's, :class:`lit_rl.callbacks.Evaluation`); ``path`` may be the run directory."""
+    path = Path(path)
+    with np.load(path / "evaluations.npz" if path.is_dir() else path) as data:
+        return data["timesteps"], data["results"]
+
+
 def load_evaluations(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(timesteps [E], mean return per evaluation [E])`` from an RL Zoo-style ``evaluations.npz``."""
-    data = np.load(path)
-    return data["timesteps"], data["results"].mean(axis=1)
+    """``(timesteps [E], mean return per evaluation [E])`` from an ``evaluations.npz`` or its run directory."""
+    steps, results = load_evaluation_results(path)
+    return steps, results.mean(axis=1)
 
 
 def bootstrap_band(
