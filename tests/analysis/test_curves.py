@@ -81,3 +81,20 @@ def test_evaluations_read_from_the_file_or_its_run_directory(tmp_path: Path) -> 
     steps, episodes = load_evaluation_results(tmp_path)
     assert steps.tolist() == [5, 9] and episodes.tolist() == results.tolist()
     assert load_evaluations(tmp_path / "evaluations.npz")[1].tolist() == [2.0, 15.0]
+
+
+def test_scalars_of_a_resumed_run_replace_what_the_interrupted_start_logged_after_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from lit_rl.analysis.curves import tensorboard_scalars
+
+    for start, points in ((100, [(1, 1.0), (2, 2.0), (3, 3.0)]), (200, [(2, 20.0), (4, 40.0)])):
+        with SummaryWriter(tmp_path / "tmp", filename_suffix=f".{start}") as writer:
+            for step, value in points:
+                writer.add_scalar("perf/sps", value, step)
+        (events,) = (tmp_path / "tmp").glob("events.*")
+        events.rename(tmp_path / f"events.out.tfevents.{start}.host.1.0")  # started at time `start`
+    assert tensorboard_scalars(tmp_path, "perf/sps") == [(1, 1.0), (2, 20.0), (4, 40.0)]
+    assert tensorboard_scalars(tmp_path, "loss/value") == []
