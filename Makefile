@@ -26,7 +26,7 @@ lint: setup
 	$(BIN)/ruff format --check lit_rl tests tools
 
 benchmark: setup
-	$(BIN)/python tools/benchmark.py
+	$(BIN)/python -m tools.benchmark
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

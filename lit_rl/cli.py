@@ -187,7 +187,7 @@ def run(args: ArgsType = None, *, subcommand: bool = True) -> LitRLCLI:
     Bad input ends with one line on stderr and exit code 2, a non-finite loss or parameter with one
     line and exit code 1 (``SystemExit``).
     """
-    _quiet_known_warnings()
+    _quiet_known_warnings(in_process=args is not None)
     try:
         return LitRLCLI(
             PPO,
@@ -214,8 +214,11 @@ def main(args: ArgsType = None) -> None:
         raise SystemExit(cli.exit_code)
 
 
-def _quiet_known_warnings() -> None:
-    """Silence Lightning advice that does not apply to on-policy rollouts (one epoch = one rollout)."""
+def _quiet_known_warnings(in_process: bool = False) -> None:
+    """Silence Lightning advice that does not apply to on-policy rollouts (one epoch = one rollout), and,
+    for ``args`` given in-process (tests, the tools), LightningCLI's note that ``args`` ignores ``sys.argv``."""
+    if in_process:
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     for message in (
         ".*IterableDataset.*has `__len__` defined.*",  # ours is exact: update_epochs * num_minibatches
         ".*smaller than the logging interval.*",  # PPO logs once per rollout, against env steps

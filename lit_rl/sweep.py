@@ -148,37 +148,63 @@ class Grid:
         seed = self.seeds[index % len(self.seeds)]
         template = self.run_dir or f"runs/{self.name}/{{agent}}/{{game}}_{{seed}}"
         run_dir = Path(self._format(template, game, agent, seed))
-        # Logger save_dir/name/version spell out run_dir, so checkpoints, evaluations.npz and the
-        # TensorBoard events land in it and `--ckpt_path last` finds its own checkpoint only.
         command = [
             "lit-rl",
-            "fit",
-            "--config",
-            self._format(self.config, game, agent, seed),
-            "--data.env_id",
-            self._format(self.env_id, game, agent, seed),
-            "--seed_everything",
-            str(seed),
-            "--trainer.logger.init_args.save_dir",
-            str(run_dir.parent.parent),
-            "--trainer.logger.init_args.name",
-            run_dir.parent.name,
-            "--trainer.logger.init_args.version",
-            run_dir.name,
-            "--trainer.default_root_dir",
-            str(run_dir),
-            "--checkpoint.agent",
-            agent,
-            "--trainer.enable_progress_bar",
-            "false",
-            "--ckpt_path",
-            "last",
-            *self.overrides,
+            *fit_args(
+                self._format(self.config, game, agent, seed),
+                run_dir,
+                seed=seed,
+                env_id=self._format(self.env_id, game, agent, seed),
+                agent=agent,
+                overrides=self.overrides,
+            ),
         ]
         return Run(index, game, agent, seed, run_dir, command)
 
     def runs(self) -> list[Run]:
         return [self.run(i) for i in range(len(self))]
+
+
+def fit_args(
+    config: str | Path,
+    run_dir: str | Path,
+    *,
+    seed: int,
+    env_id: str | None = None,
+    agent: str | None = None,
+    resume: bool = True,
+    overrides: Sequence[str] = (),
+) -> list[str]:
+    """The arguments of ``lit-rl fit`` (for :func:`lit_rl.cli.main`) of one run in ``run_dir``.
+
+    The logger's save_dir/name/version spell out ``run_dir``, so checkpoints, ``evaluations.npz``, the
+    TensorBoard events and ``config.yaml`` land in it; with ``resume`` the run continues from its own
+    ``last.ckpt`` (``--ckpt_path last``; a new run starts fresh, a finished one stops at once).
+    ``env_id`` and ``agent`` (the checkpoint file names' agent) are left to the config when ``None``;
+    ``overrides`` come last.
+    """
+    run_dir = Path(run_dir)
+    args = ["fit", "--config", str(config)]
+    if env_id is not None:
+        args += ["--data.env_id", env_id]
+    args += [
+        "--seed_everything",
+        str(seed),
+        "--trainer.logger.init_args.save_dir",
+        str(run_dir.parent.parent),
+        "--trainer.logger.init_args.name",
+        run_dir.parent.name,
+        "--trainer.logger.init_args.version",
+        run_dir.name,
+        "--trainer.default_root_dir",
+        str(run_dir),
+    ]
+    if agent is not None:
+        args += ["--checkpoint.agent", agent]
+    args += ["--trainer.enable_progress_bar", "false"]
+    if resume:
+        args += ["--ckpt_path", "last"]
+    return [*args, *overrides]
 
 
 def slurm_script(grid: Grid, *, max_parallel: int | None = None, log_dir: str = "logs") -> str:

@@ -13,11 +13,8 @@ def test_ratios_pair_systems_within_each_repeat() -> None:
         "env_lit_rl": [2000.0, 1000.0, 1900.0],
         "network_only": [300.0, 150.0, 280.0],
         "lit_rl": [240.0, 126.0, 238.0],
-        "lit_rl_no_lightning": [250.0, 120.0, 240.0],
         "plain_pytorch": [160.0, 90.0, 170.0],
         "sb3": [150.0, 60.0, 140.0],
-        "cpu_ms_per_step_lit_rl": [8.0, 8.2, 8.1],
-        "cpu_ms_per_step_lit_rl_no_lightning": [7.9, 8.2, 7.8],
     }
     summary = benchmark.summarise(results)
     lit = summary["lit_rl"]
@@ -25,12 +22,6 @@ def test_ratios_pair_systems_within_each_repeat() -> None:
     assert lit["vs_sb3"] == pytest.approx(sorted([240 / 150, 126 / 60, 238 / 140])[1])
     assert lit["vs_plain_pytorch"] == pytest.approx(sorted([240 / 160, 126 / 90, 238 / 170])[1])
     assert lit["of_network_ceiling"] == pytest.approx(sorted([240 / 300, 126 / 150, 238 / 280])[1])
-    # Lightning's share of the time per step: t_lit = 1/240, t_plain = 1/250 -> 1 - 240/250.
-    overheads = [1 - 240 / 250, 1 - 126 / 120, 1 - 238 / 240]
-    assert lit["lightning_overhead_per_repeat"] == pytest.approx(overheads)
-    assert lit["lightning_overhead"] == pytest.approx(sorted(overheads)[1])
-    cpu_overheads = [1 - 7.9 / 8.0, 1 - 8.2 / 8.2, 1 - 7.8 / 8.1]
-    assert lit["lightning_cpu_overhead"] == pytest.approx(sorted(cpu_overheads)[1])
     # Another system against SB3: the median of 160/150, 90/60, 170/140, not the ratio of the medians (160/140).
     assert summary["plain_pytorch"]["vs_sb3"] == pytest.approx(170 / 140)
     assert "vs_sb3" not in summary["network_only"]
@@ -45,4 +36,4 @@ def test_bad_arguments_are_refused_before_measuring(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--rollouts", "0"])
     args = benchmark.parse_args(["--extractor", "lit_rl.models.extractors.small_cnn.SmallCNN"])
-    assert args.only == ["lit_rl", "lit_rl_no_lightning"]  # the peers have no small CNN
+    assert args.only == ["lit_rl"]  # the peers have no small CNN

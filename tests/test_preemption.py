@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lit_rl.algos.ppo import PPO
+from tests.slurm import SLURM_JOB
 
 QUICKSTART = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
 # CartPole, 8 envs x 32 steps = 256 env steps per update; a periodic checkpoint every 4 updates.
@@ -204,16 +205,7 @@ def test_slurm_preemption_requeues_and_the_requeued_job_resumes_on_its_own(tmp_p
     scontrol = bin_dir / "scontrol"
     scontrol.write_text(FAKE_SCONTROL)
     scontrol.chmod(0o755)
-    slurm = {
-        "SLURM_NTASKS": "1",
-        "SLURM_JOB_NAME": "lit-rl",
-        "SLURM_JOB_ID": "4242",
-        "SLURM_PROCID": "0",
-        "SLURM_LOCALID": "0",
-        "SLURM_NODEID": "0",
-        "SLURM_NODELIST": "localhost",
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-    }
+    slurm = {**SLURM_JOB, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     env = {**ENV, **slurm}
     proc = _start(tmp_path, env=env)
     _wait_for(tmp_path / FIRST, proc)

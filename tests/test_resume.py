@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 
 from lit_rl.cli import run
+from tests.slurm import SLURM_JOB
 
 QUICKSTART = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
 EPISODE = 8  # steps per episode = steps per rollout, so every rollout starts with fresh episodes
@@ -217,15 +218,7 @@ def test_an_evaluation_due_at_a_preempted_update_runs_first_on_resume(
     np.testing.assert_array_equal(evaluations["ep_lengths"], expected["ep_lengths"])
 
 
-SLURM = {
-    "SLURM_NTASKS": "1",
-    "SLURM_JOB_NAME": "lit-rl",
-    "SLURM_JOB_ID": "4242",
-    "SLURM_PROCID": "0",
-    "SLURM_LOCALID": "0",
-    "SLURM_NODEID": "0",
-    "SLURM_NODELIST": "localhost",
-}
+SLURM = SLURM_JOB
 
 
 def test_a_requeued_job_prefers_a_newer_last_ckpt_to_its_hpc_checkpoint(

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lit_rl.cli import run as run_cli
 from lit_rl.envs.factory import check_env_id
 from lit_rl.errors import ConfigError
-from lit_rl.sweep import DONE, Grid, main, pbs_script, run_local, slurm_script
+from lit_rl.sweep import DONE, Grid, fit_args, main, pbs_script, run_local, slurm_script
 
 ROOT = Path(__file__).parents[1]
 STUDY_GRID = ROOT / "configs" / "sweeps" / "study.yaml"
@@ -200,3 +201,16 @@ def test_bad_grid_is_one_clear_line(change: dict, message: str, tmp_path: Path, 
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lit-rl-sweep: error:") and message in err[0], err
+
+
+def test_fit_args_of_one_run_in_process_put_everything_in_its_run_dir(tmp_path: Path) -> None:
+    run_dir = tmp_path / "out" / "quick" / "seed_3"
+    args = fit_args(QUICKSTART, run_dir, seed=3, resume=False, overrides=TINY[:-1])
+    assert "--data.env_id" not in args and "--checkpoint.agent" not in args and "--ckpt_path" not in args
+    cli = run_cli(args)
+    assert Path(cli.trainer.log_dir) == run_dir
+    assert (run_dir / "evaluations.npz").is_file() and (run_dir / DONE).is_file()
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["seed_everything"] == 3
+    # Resumed: the finished run stops at once, at its budget, in the same directory.
+    resumed = run_cli(fit_args(QUICKSTART, run_dir, seed=3, overrides=TINY[:-1]))
+    assert Path(resumed.trainer.log_dir) == run_dir and int(resumed.model.env_steps) == 32

@@ -9,39 +9,37 @@ of a noisy machine hits all alike):
    lit_rl's training env (ale-py's C++ ``AtariVectorEnv`` in ``data.env_groups`` groups), of the
    plain loop's gymnasium wrapper stack, of SB3's ``make_atari_env`` + ``VecFrameStack`` and, when
    installed, of envpool;
-2. the network-only compute ceiling of lit_rl's policy: ``T`` forwards at batch ``N`` (collection)
-   plus ``update_epochs × num_minibatches`` minibatch updates (forward, PPO loss, backward, gradient
-   clipping, Adam) on random uint8 frames: the rate a loop with free envs and no overhead reaches;
-3. PPO: ``lit_rl`` (the ``lit-rl fit`` CLI, Lightning and all), ``lit_rl_no_lightning`` (the same
-   datamodule, collector, policy and optimiser driven by a hand-written loop: the same work minus
-   Lightning), ``plain_pytorch`` (``tools/plain_ppo.py``: CleanRL's ``ppo_atari.py`` recipe) and
+2. the network-only ceiling of lit_rl: the same ``lit-rl fit`` objects trained by ``Trainer.fit`` on
+   :class:`lit_rl.data.synthetic.SyntheticRolloutDataModule` (random uint8 frames, no env): ``T``
+   policy forwards at batch ``N`` per rollout plus the module's own update (``update_epochs ×
+   num_minibatches`` minibatches: forward, PPO loss, backward, gradient clipping, the configured
+   fused Adam, the finiteness check), Lightning included: the rate lit_rl reaches with free envs;
+3. PPO: ``lit_rl`` (the ``lit-rl fit`` CLI, Lightning and all), ``plain_pytorch``
+   (``tools/plain_ppo.py``: CleanRL's ``ppo_atari.py`` recipe, a plain loop without Lightning) and
    ``sb3`` (Stable-Baselines3 PPO).
 
 Each PPO system trains one warm-up rollout, then ``--rollouts`` timed ones (set-up excluded).
 lit_rl runs with the logger, checkpoints and evaluation off and a budget it never reaches
-(``max_epochs`` ends training). Ratios (vs SB3, vs the plain loop, % of ceiling, Lightning
-overhead) are medians of per-repeat ratios; the machine should be otherwise idle (the load average
+(``max_epochs`` ends training). Ratios (vs SB3, vs the plain loop, % of ceiling) are medians of
+per-repeat ratios; the machine should be otherwise idle (the load average
 before and after is printed and stored).
 
 Usage (from the repository root)::
 
-    python tools/benchmark.py --repeats 3 --rollouts 4 --json bench.json
-    python tools/benchmark.py --extractor lit_rl.models.extractors.small_cnn.SmallCNN --only lit_rl
+    python -m tools.benchmark --repeats 3 --rollouts 4 --json bench.json
+    python -m tools.benchmark --extractor lit_rl.models.extractors.small_cnn.SmallCNN --only lit_rl
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import importlib.metadata
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -50,14 +48,11 @@ import numpy as np
 import torch
 
 import lit_rl
-from lit_rl.algos.gae import compute_gae
-from lit_rl.algos.ppo_loss import ppo_loss
-from lit_rl.cli import run
+from lit_rl.cli import LitRLCLI, run
+from lit_rl.data.synthetic import SyntheticRolloutDataModule
 from lit_rl.envs.factory import check_env_id, game_name, is_atari, make_vector_env
 from lit_rl.errors import ConfigError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plain_ppo  # tools/ is not a package
+from tools import plain_ppo
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ppo" / "breakout_nature_cnn.yaml"
 NATURE_CNN = "lit_rl.models.extractors.nature_cnn.NatureCNN"
@@ -80,8 +75,6 @@ SETTINGS = [
     ("model.gae_lambda", "gae_lambda", 0.95),
 ]
 PEERS = ("plain_pytorch", "sb3")  # NatureCNN only: they have no other network
-#: Process CPU time (all threads) per env step of the last run of lit_rl with and without Lightning.
-CPU_MS_PER_STEP: dict[str, float] = {}
 
 
 # -- env-only ceilings -------------------------------------------------------------------------
@@ -141,51 +134,11 @@ def env_only(system: str, args: argparse.Namespace) -> float:
 
 
 def network_only(args: argparse.Namespace) -> float:
-    """Steps/s of lit_rl's policy compute alone: collection forwards plus the PPO update, no env."""
-    cli = build_cli(args, extra=["--trainer.max_epochs=1"], run_fit=False)
-    policy, optimizer, module = cli.model.policy, cli.model.configure_optimizers(), cli.model
-    gen = torch.Generator().manual_seed(SEED)
-    obs = torch.randint(0, 256, (ROLLOUT, *policy.obs_shape), dtype=torch.uint8, generator=gen)
-    actions = torch.randint(0, module.env_spec.num_actions, (ROLLOUT,), generator=gen)
-    floats = torch.randn(3, ROLLOUT, generator=gen)  # old log-probs, advantages, returns
-    size = ROLLOUT // NUM_MINIBATCHES
-
-    def one_rollout() -> None:
-        with torch.inference_mode(), autocast(args.precision):
-            for t in range(NUM_STEPS):
-                policy.act(obs[t * NUM_ENVS : (t + 1) * NUM_ENVS])
-        for _ in range(UPDATE_EPOCHS):
-            perm = torch.randperm(ROLLOUT, generator=gen)
-            for start in range(0, ROLLOUT, size):
-                mb = perm[start : start + size]
-                with autocast(args.precision):
-                    log_probs, entropy, values, _ = policy.evaluate(obs[mb], actions[mb])
-                    old_log_probs, advantages, returns = floats[:, mb]
-                    out = ppo_loss(
-                        log_probs, old_log_probs - 1.0, advantages, values, returns, returns, entropy,
-                        clip_coef=module.clip_coef, vf_coef=module.vf_coef, ent_coef=module.ent_coef,
-                        clip_vloss=module.clip_vloss,
-                    )  # fmt: skip
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), module.max_grad_norm)
-                optimizer.step()
-
-    one_rollout()  # warm-up
-    start = time.perf_counter()
-    for _ in range(args.rollouts):
-        one_rollout()
-    return args.rollouts * ROLLOUT / (time.perf_counter() - start)
-
-
-@contextlib.contextmanager
-def autocast(precision: str) -> Iterator[None]:
-    """What Lightning's ``bf16-mixed`` does around the forward pass on the CPU; nothing otherwise."""
-    if precision.startswith("bf16") and precision != "bf16-true":
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            yield
-    else:
-        yield
+    """Steps/s of lit_rl with free envs: the benchmark's module fitted on synthetic rollouts (no env)."""
+    extra = [f"--trainer.max_epochs={1 + args.rollouts}", f"--trainer.callbacks+={__name__}.RolloutTimer"]
+    with built_cli(args, extra, run_fit=False) as cli:
+        cli.trainer.fit(cli.model, SyntheticRolloutDataModule.like(cli.datamodule))
+        return timed_rate(cli, args)
 
 
 # -- PPO systems -------------------------------------------------------------------------------
@@ -195,26 +148,22 @@ class RolloutTimer(L.Callback):
     """Wall time and ``model.env_steps`` at each epoch (= rollout) start and at the end of training."""
 
     def __init__(self) -> None:
-        self.marks: list[tuple[float, float, int]] = []  # wall time, process CPU time, env steps
+        self.marks: list[tuple[float, int]] = []  # wall time, env steps
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.marks.append((time.perf_counter(), time.process_time(), int(pl_module.env_steps)))
+        self.marks.append((time.perf_counter(), int(pl_module.env_steps)))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.marks.append((time.perf_counter(), time.process_time(), int(pl_module.env_steps)))
+        self.marks.append((time.perf_counter(), int(pl_module.env_steps)))
 
     def steps_per_second(self, skip: int = 1) -> float:
         """Env steps/s from the start of epoch ``skip`` to the end of training."""
-        (t0, _, s0), (t1, _, s1) = self.marks[skip], self.marks[-1]
+        (t0, s0), (t1, s1) = self.marks[skip], self.marks[-1]
         return (s1 - s0) / (t1 - t0)
 
-    def cpu_ms_per_step(self, skip: int = 1) -> float:
-        """Process CPU time (all threads) per env step over the same span."""
-        (_, c0, s0), (_, c1, s1) = self.marks[skip], self.marks[-1]
-        return 1000 * (c1 - c0) / (s1 - s0)
 
-
-def build_cli(args: argparse.Namespace, extra: list[str], run_fit: bool = True):
+@contextlib.contextmanager
+def built_cli(args: argparse.Namespace, extra: list[str], run_fit: bool = True) -> Iterator[LitRLCLI]:
     """``lit-rl fit`` (or only its objects) with the benchmark's settings; logger, checkpoints, evaluation off."""
     with tempfile.TemporaryDirectory() as root:  # the CLI saves its config.yaml under the root dir
         flags = [f"--{flag}={value}" for flag, _, value in SETTINGS] + [
@@ -231,66 +180,21 @@ def build_cli(args: argparse.Namespace, extra: list[str], run_fit: bool = True):
             "--checkpoint.save_last=false",
             *extra,
         ]
-        return run(["fit"] * run_fit + [f"--config={CONFIG}", *flags], subcommand=run_fit)
+        yield run(["fit"] * run_fit + [f"--config={CONFIG}", *flags], subcommand=run_fit)
+
+
+def timed_rate(cli: LitRLCLI, args: argparse.Namespace) -> float:
+    """Steps/s of the timed rollouts of a fit with a :class:`RolloutTimer` (the warm-up one excluded)."""
+    (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, RolloutTimer)]
+    if len(timer.marks) != args.rollouts + 2:
+        raise RuntimeError(f"lit_rl ran {len(timer.marks) - 1} rollouts, expected {args.rollouts + 1}")
+    return timer.steps_per_second()
 
 
 def lit_rl_ppo(args: argparse.Namespace) -> float:
     extra = [f"--trainer.max_epochs={1 + args.rollouts}", f"--trainer.callbacks+={__name__}.RolloutTimer"]
-    cli = build_cli(args, extra)
-    (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, RolloutTimer)]
-    if len(timer.marks) != args.rollouts + 2:
-        raise RuntimeError(f"lit_rl ran {len(timer.marks) - 1} rollouts, expected {args.rollouts + 1}")
-    CPU_MS_PER_STEP["lit_rl"] = timer.cpu_ms_per_step()
-    return timer.steps_per_second()
-
-
-def lit_rl_no_lightning(args: argparse.Namespace) -> float:
-    """lit_rl's datamodule, collector, policy, loss and optimiser in a hand-written loop.
-
-    The work of ``PPO.training_step`` without Lightning: the same minibatches, the same one host sync
-    per minibatch (the finiteness check), gradient clipping and Adam; lr annealing is left out (a
-    few float operations per update).
-    """
-    cli = build_cli(args, extra=["--trainer.max_epochs=1"], run_fit=False)
-    module, dm = cli.model, cli.datamodule
-    dm.setup("fit")
-    policy, optimizer = module.policy, module.configure_optimizers()
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-
-    def one_rollout() -> None:
-        policy.eval()
-        rollout, _ = dm.collector.collect(policy)
-        policy.train()
-        advantages, returns = compute_gae(
-            rollout.rewards, rollout.values, rollout.last_value, rollout.terminated, rollout.truncated,
-            rollout.final_values, gamma=module.gamma, gae_lambda=module.gae_lambda,
-        )  # fmt: skip
-        for mb in dm.minibatches(dataclasses.replace(rollout, advantages=advantages, returns=returns)):
-            with autocast(args.precision):
-                log_probs, entropy, values, _ = policy.evaluate(mb.obs, mb.actions)
-                out = ppo_loss(
-                    log_probs, mb.log_probs, mb.advantages, values, mb.values, mb.returns, entropy,
-                    clip_coef=module.clip_coef, vf_coef=module.vf_coef, ent_coef=module.ent_coef,
-                    clip_vloss=module.clip_vloss,
-                )  # fmt: skip
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, module.max_grad_norm)
-            stats = torch.stack([out.policy_loss, out.value_loss, out.entropy, norm]).detach()
-            if not torch.isfinite(stats).all().item():
-                raise RuntimeError("non-finite loss in the benchmark loop")
-            optimizer.step()
-
-    try:
-        one_rollout()  # warm-up
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for _ in range(args.rollouts):
-            one_rollout()
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        CPU_MS_PER_STEP["lit_rl_no_lightning"] = 1000 * cpu / (args.rollouts * ROLLOUT)
-        return args.rollouts * ROLLOUT / elapsed
-    finally:
-        dm.teardown("fit")
+    with built_cli(args, extra) as cli:
+        return timed_rate(cli, args)
 
 
 def plain_pytorch(args: argparse.Namespace) -> float:
@@ -332,7 +236,6 @@ ENV_SYSTEMS = {
 }
 PPO_SYSTEMS: dict[str, Callable[[argparse.Namespace], float]] = {
     "lit_rl": lit_rl_ppo,
-    "lit_rl_no_lightning": lit_rl_no_lightning,
     "plain_pytorch": plain_pytorch,
     "sb3": sb3_ppo,
 }
@@ -367,8 +270,6 @@ def run_repeats(args: argparse.Namespace) -> dict[str, list[float]]:
         for system in order:
             torch.set_num_threads(args.threads)
             results[system].append(PPO_SYSTEMS[system](args))
-            if system in CPU_MS_PER_STEP:
-                results.setdefault(f"cpu_ms_per_step_{system}", []).append(CPU_MS_PER_STEP.pop(system))
         line = ", ".join(f"{name} {values[-1]:,.0f}" for name, values in results.items())
         print(f"repeat {repeat + 1}/{args.repeats} (steps/s): {line}", flush=True)
     return results
@@ -393,17 +294,6 @@ def summarise(results: dict[str, list[float]]) -> dict:
         for peer in ("sb3", "plain_pytorch"):
             if peer in results:
                 row[f"vs_{peer}"] = median_ratio(results[name], results[peer])
-    if "lit_rl_no_lightning" in results:
-        # Lightning's share of lit_rl's time per step: 1 - t(no Lightning) / t(lit_rl).
-        per_repeat = [1 - a / b for a, b in zip(results["lit_rl"], results["lit_rl_no_lightning"], strict=True)]
-        summary["lit_rl"]["lightning_overhead"] = statistics.median(per_repeat)
-        summary["lit_rl"]["lightning_overhead_per_repeat"] = per_repeat
-    cpu = [results.get(f"cpu_ms_per_step_{name}") for name in ("lit_rl", "lit_rl_no_lightning")]
-    if all(cpu):
-        # The same in CPU time of all threads, which a VM's stolen time and idle waits do not inflate.
-        per_repeat = [1 - b / a for a, b in zip(*cpu, strict=True)]
-        summary["lit_rl"]["lightning_cpu_overhead"] = statistics.median(per_repeat)
-        summary["lit_rl"]["lightning_cpu_overhead_per_repeat"] = per_repeat
     return summary
 
 
@@ -412,7 +302,6 @@ def markdown(summary: dict, args: argparse.Namespace) -> str:
     names = ENV_SYSTEMS | {
         "network_only": f"network only: lit_rl {net} ({args.precision}), collection forwards + update",
         "lit_rl": f"PPO: lit_rl ({net}, {args.precision})",
-        "lit_rl_no_lightning": f"PPO: lit_rl without Lightning ({net}, {args.precision})",
         "plain_pytorch": "PPO: plain PyTorch, CleanRL ppo_atari recipe (NatureCNN, fp32)",
         "sb3": "PPO: SB3 (CnnPolicy, fp32)",
     }
@@ -421,25 +310,11 @@ def markdown(summary: dict, args: argparse.Namespace) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for key, row in summary.items():
-        if key not in names:  # CPU-time rows: in the JSON and the overhead line
-            continue
         cells = [f"{row[k]:.2f}×" if k in row else "—" for k in ("vs_sb3", "vs_plain_pytorch")]
         ceiling = f"{100 * row['of_network_ceiling']:.0f} %" if "of_network_ceiling" in row else "—"
         lines.append(
             f"| {names[key]} | {row['median']:,.0f} | {row['min']:,.0f}–{row['max']:,.0f} | "
             f"{' | '.join(cells)} | {ceiling} |"
-        )
-    if "lightning_overhead" in summary.get("lit_rl", {}):
-        per = ", ".join(f"{100 * x:+.1f} %" for x in summary["lit_rl"]["lightning_overhead_per_repeat"])
-        lines.append(
-            f"\nLightning overhead (1 − lit_rl steps/s ÷ the same work without Lightning): "
-            f"{100 * summary['lit_rl']['lightning_overhead']:.1f} % (median; per repeat {per})"
-        )
-    if "lightning_cpu_overhead" in summary.get("lit_rl", {}):
-        per = ", ".join(f"{100 * x:+.1f} %" for x in summary["lit_rl"]["lightning_cpu_overhead_per_repeat"])
-        lines.append(
-            f"In CPU time of all threads per step: {100 * summary['lit_rl']['lightning_cpu_overhead']:.1f} % "
-            f"(median; per repeat {per})"
         )
     return "\n".join(lines)
 
@@ -497,8 +372,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    # This script's own argv is not meant for LightningCLI, which receives its args explicitly.
-    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     if "sb3" in args.only or "plain_pytorch" in args.only:
         import_sb3()  # fail before any measurement (the plain loop uses SB3's Atari wrappers too)
     load_before = os.getloadavg()[0]

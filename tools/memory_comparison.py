@@ -8,9 +8,9 @@ at a time with one torch thread each), then reads every run's ``evaluations.npz`
 - ``memory_comparison.md`` / ``.csv``: per agent and per seed the final evaluation (the mean of the
   last two evaluations), the first evaluation step reaching 400 and 475, and the wall time of the run.
 
-    python tools/memory_comparison.py --jobs 2                     # every agent, seeds 0-9
-    python tools/memory_comparison.py --agents stateless_gtrxl --seeds 0 1 2
-    python tools/memory_comparison.py --report-only          # re-read finished runs
+    python -m tools.memory_comparison --jobs 2                     # every agent, seeds 0-9
+    python -m tools.memory_comparison --agents stateless_gtrxl --seeds 0 1 2
+    python -m tools.memory_comparison --report-only          # re-read finished runs
 
 Runs go to ``--out/runs/<agent>/seed_<s>``; a run whose ``evaluations.npz`` already reaches the
 budget is not trained again, and a lit_rl run cut off earlier resumes from its ``last.ckpt``.
@@ -30,6 +30,7 @@ import numpy as np
 
 from lit_rl.analysis.curves import CurveBand, bootstrap_band, load_evaluations
 from lit_rl.analysis.plots import pyplot_or_none
+from lit_rl.sweep import fit_args
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "memory"
 SB3 = "sb3_recurrent_ppo"  # the anchor: tools/sb3_recurrent_ppo.py (sb3-contrib, RL Zoo's settings)
@@ -70,17 +71,18 @@ def command(agent: str, seed: int, args: argparse.Namespace) -> list[str]:
             f"--eval-episodes={args.eval_episodes}",
             f"--out={run_dir(args.out, agent, seed)}",
         ]
-    return [
-        *(sys.executable, "-m", "lit_rl", "fit", "--config", str(CONFIGS / f"{agent}.yaml")),
-        f"--seed_everything={seed}",
+    overrides = [
         f"--model.total_env_steps={budget(agent, args)}",
         f"--evaluation.every_n_env_steps={args.eval_every}",
         f"--data.eval_episodes={args.eval_episodes}",
-        f"--trainer.logger.init_args.save_dir={args.out / 'runs'}",
-        f"--trainer.logger.init_args.name={agent}",
-        f"--trainer.logger.init_args.version=seed_{seed}",
-        "--trainer.enable_progress_bar=false",
-        "--ckpt_path=last",  # a run cut off earlier resumes from its last.ckpt; a new one starts fresh
+    ]
+    # A run cut off earlier resumes from its last.ckpt (--ckpt_path last); a new one starts fresh.
+    config = CONFIGS / f"{agent}.yaml"
+    return [
+        sys.executable,
+        "-m",
+        "lit_rl",
+        *fit_args(config, run_dir(args.out, agent, seed), seed=seed, overrides=overrides),
     ]
 
 

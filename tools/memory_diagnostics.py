@@ -14,7 +14,7 @@ For each checkpoint of a run (``<run>/checkpoints/*_steps.ckpt``) it plays ``--e
   unchanged), and ``attention entropy``, the mean entropy of the attention weights in nats
   (``log(M + 1)`` is uniform over the memory and the current step).
 
-    python tools/memory_diagnostics.py runs/memory_comparison/runs/stateless_gtrxl/seed_4
+    python -m tools.memory_diagnostics runs/memory_comparison/runs/stateless_gtrxl/seed_4
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Does mixed precision change what PPO learns? The same config and seeds in fp32 and in bf16-mixed.
 
-Runs ``lit-rl fit --config <config>`` once per (precision, seed) in this process, with the same
-budget and evaluation period, and reads every run's ``evaluations.npz`` back: a Markdown table of
-the evaluation returns per seed and precision, and a JSON file.
+Runs ``lit-rl fit --config <config>`` once per (precision, seed) in this process (the arguments of
+:func:`lit_rl.sweep.fit_args`, in ``--out/<precision>/seed_<s>``), with the same budget and evaluation
+period, and reads every run's ``evaluations.npz`` back: a Markdown table of the evaluation returns per
+seed and precision, and a JSON file. A run that finished before (same ``--out``) is read back, not
+trained again.
 
-    python tools/precision_learning.py --config configs/ppo/cartpole_mlp.yaml --steps 100000 \
+    python -m tools.precision_learning --config configs/ppo/cartpole_mlp.yaml --steps 100000 \
         --eval-every 25000 --seeds 0 1 2
 
 Unknown arguments go to every lit-rl run (e.g. ``--data.env_id BreakoutNoFrameskip-v4``).
@@ -15,37 +17,27 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import warnings
 from pathlib import Path
 
-import numpy as np
-
+from lit_rl.analysis.curves import load_evaluations
 from lit_rl.cli import run
+from lit_rl.sweep import fit_args
 
 PRECISIONS = ("32-true", "bf16-mixed")
 
 
 def fit(config: Path, precision: str, seed: int, args: argparse.Namespace, extra: list[str]) -> dict:
     """One run; its evaluation steps and mean returns."""
-    root = args.out / f"{precision}_seed{seed}"
-    run(
-        [
-            "fit",
-            f"--config={config}",
-            f"--seed_everything={seed}",
-            f"--trainer.precision={precision}",
-            f"--model.total_env_steps={args.steps}",
-            f"--evaluation.every_n_env_steps={args.eval_every}",
-            f"--trainer.default_root_dir={root}",
-            f"--trainer.logger.init_args.save_dir={root}",
-            "--trainer.logger.init_args.version=0",
-            "--trainer.enable_progress_bar=false",
-            *extra,
-        ]
-    )
-    (npz,) = root.rglob("evaluations.npz")
-    data = np.load(npz)
-    return {"steps": data["timesteps"].tolist(), "returns": data["results"].mean(axis=1).tolist()}
+    run_dir = args.out / precision / f"seed_{seed}"
+    overrides = [
+        f"--trainer.precision={precision}",
+        f"--model.total_env_steps={args.steps}",
+        f"--evaluation.every_n_env_steps={args.eval_every}",
+        *extra,
+    ]
+    run(fit_args(config, run_dir, seed=seed, overrides=overrides))
+    steps, returns = load_evaluations(run_dir)
+    return {"steps": steps.tolist(), "returns": returns.tolist()}
 
 
 def markdown(runs: dict[str, dict[int, dict]], seeds: list[int]) -> str:
@@ -81,7 +73,6 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--steps and --eval-every must be positive")
     if not args.config.is_file():
         parser.error(f"--config {args.config} is not a file")
-    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     runs = {p: {s: fit(args.config, p, s, args, extra) for s in args.seeds} for p in PRECISIONS}
     table = markdown(runs, args.seeds)
     print(table)

@@ -4,28 +4,31 @@ intrinsic rewards and rooms of a short Montezuma's Revenge run.
     # steps/s of ViT-explore (separate, joint), ViT-cls and CNN on Montezuma, interleaved repeats;
     # --size reference: the explorative-attention design's ViT (D 256, depth 3); --size small: the quick
     # config's (D 64, depth 2)
-    python tools/rnd_agents.py throughput --size small --rollouts 3 --repeats 3
+    python -m tools.rnd_agents throughput --size small --rollouts 3 --repeats 3
 
     # a short run of configs/rnd/quick_montezuma_vit.yaml, then its curves (PNG needs `analysis`)
-    python tools/rnd_agents.py montezuma --steps 200000
+    python -m tools.rnd_agents montezuma --steps 200000
     # ... or the curves of a run that already exists
-    python tools/rnd_agents.py montezuma --log-dir runs/quick_montezuma_vit/version_0
+    python -m tools.rnd_agents montezuma --log-dir runs/quick_montezuma_vit/version_0
 
 Results go to ``--out`` as ``<mode>.md`` (Markdown) and ``<mode>.json``; ``montezuma`` also writes
-``montezuma.csv`` and ``montezuma.png``. Unknown arguments go to every lit-rl run.
+``montezuma.csv`` and ``montezuma.png``. Unknown arguments go to every lit-rl run (its arguments are
+:func:`lit_rl.sweep.fit_args`'). A ``montezuma`` run that finished before (same ``--out``) is read
+back, not trained again; ``throughput`` runs are scratch, replaced by every measurement.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
-import warnings
 from pathlib import Path
 
 from lit_rl.analysis.curves import tensorboard_scalars
 from lit_rl.analysis.plots import pyplot_or_none
 from lit_rl.cli import run
+from lit_rl.sweep import fit_args
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "rnd"
 TRUNKS = {
@@ -52,22 +55,11 @@ CURVES = (
 )
 
 
-def fit(config: str, root: Path, args: argparse.Namespace, overrides: list[str]) -> Path:
-    """One run of ``configs/rnd/<config>``; returns its log directory."""
-    cli = run(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / config),
-            f"--seed_everything={args.seed}",
-            f"--trainer.logger.init_args.save_dir={root}",
-            "--trainer.enable_progress_bar=false",
-            "--checkpoint.every_n_env_steps=0",
-            *overrides,
-            *args.extra,
-        ]
-    )
-    return Path(cli.trainer.log_dir)
+def fit(config: str, run_dir: Path, args: argparse.Namespace, overrides: list[str]) -> Path:
+    """One run of ``configs/rnd/<config>`` in ``run_dir`` (resumed if it is there already); returns ``run_dir``."""
+    overrides = ["--checkpoint.every_n_env_steps=0", *overrides, *args.extra]
+    run(fit_args(CONFIGS / config, run_dir, seed=args.seed, overrides=overrides))
+    return run_dir
 
 
 def throughput(args: argparse.Namespace) -> dict:
@@ -85,7 +77,9 @@ def throughput(args: argparse.Namespace) -> dict:
     for repeat in range(args.repeats):
         for trunk, (config, extra) in trunks.items():
             small = SMALL_VIT if args.size == "small" and trunk != "CNN" else []
-            log_dir = fit(config, args.out / "throughput" / f"r{repeat}", args, [*common, *extra, *small])
+            run_dir = args.out / "throughput" / f"r{repeat}" / trunk.replace(" ", "_").replace("(", "").replace(")", "")
+            shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resumed one
+            log_dir = fit(config, run_dir, args, [*common, *extra, *small])
             values = [v for _, v in tensorboard_scalars(log_dir, "perf/sps")][args.skip :]
             sps[trunk].append(statistics.median(values))
             print(f"repeat {repeat} {trunk}: {sps[trunk][-1]:.1f} steps/s", flush=True)
@@ -107,7 +101,7 @@ def montezuma(args: argparse.Namespace) -> dict:
     log_dir = args.log_dir
     if log_dir is None:
         steps = [f"--model.total_env_steps={args.steps}"]
-        log_dir = fit("quick_montezuma_vit.yaml", args.out / "montezuma", args, steps)
+        log_dir = fit("quick_montezuma_vit.yaml", args.out / "montezuma" / f"seed_{args.seed}", args, steps)
     curves = {tag: tensorboard_scalars(log_dir, tag) for tag in CURVES}
     with open(args.out / "montezuma.csv", "w") as f:
         f.write("tag,env_steps,value\n")
@@ -156,8 +150,6 @@ def plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # The runs are started in-process with an args list while this script has its own argv.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["throughput", "montezuma"])
     parser.add_argument("--seed", type=int, default=1, help="seed of every run (networks and envs)")

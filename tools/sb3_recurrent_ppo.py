@@ -9,7 +9,7 @@ every ``--eval-every`` env steps and at the end, ``--eval-episodes`` full episod
 (one per env of a separate env, seeded as lit_rl seeds its evaluations), the observation statistics
 frozen.
 
-    python tools/sb3_recurrent_ppo.py --seed 0 --steps 200000 --out runs/sb3/seed_0
+    python -m tools.sb3_recurrent_ppo --seed 0 --steps 200000 --out runs/sb3/seed_0
 
 Needs sb3-contrib (in the ``dev`` extra).
 """

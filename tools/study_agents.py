@@ -1,67 +1,67 @@
 """The study's five agents side by side on one game: training throughput and short learning runs.
 
-Both modes run ``lit-rl fit --config configs/study/<Agent>.yaml`` in this process with the same
-game, seed and settings for every agent, and read the results back from each run's TensorBoard
-events and ``evaluations.npz``.
+Every mode runs ``lit-rl fit --config configs/study/<Agent>.yaml`` in this process with the same
+game, seed and settings for every agent (the arguments of :func:`lit_rl.sweep.fit_args`), and reads
+the results back from each run's TensorBoard events and ``evaluations.npz``; ``update`` fits the
+same modules on :class:`lit_rl.data.synthetic.SyntheticRolloutDataModule` (no env).
 
     # steps/s of every agent relative to NA (and of NA on the gymnasium backend), interleaved in each
     # repeat (the order rotates from repeat to repeat); --runs picks some of them
-    python tools/study_agents.py throughput --game BreakoutNoFrameskip-v4 --rollouts 4 --repeats 3
-    python tools/study_agents.py throughput --runs NA NA-gymnasium --rollouts 3 --repeats 5
+    python -m tools.study_agents throughput --game BreakoutNoFrameskip-v4 --rollouts 4 --repeats 3
+    python -m tools.study_agents throughput --runs NA NA-gymnasium --rollouts 3 --repeats 5
 
-    # the PPO update alone: minibatch-256 forward + backward + Adam of each agent's network
-    python tools/study_agents.py update --repeats 10
+    # the PPO update alone: each agent's minibatch updates of 256 (PPO's training step: forward, loss,
+    # backward, clipping, the config's fused Adam) on one epoch of a synthetic rollout
+    python -m tools.study_agents update --repeats 10
 
     # a short learning run per agent, with its evaluation curve (PNG needs the `analysis` extra);
     # unknown arguments go to every lit-rl run
-    python tools/study_agents.py learn --game RoadRunnerNoFrameskip-v4 --steps 150000 --eval-every 50000 \
+    python -m tools.study_agents learn --game RoadRunnerNoFrameskip-v4 --steps 150000 --eval-every 50000 \
         --model.anneal_lr=false --model.anneal_clip=false
 
 Results go to ``--out`` as ``<mode>.md`` (a Markdown table), ``<mode>.json`` and, for ``learn``,
-``curves.csv`` and ``curves.png``.
+``curves.csv`` and ``curves.png``. A ``learn`` run that finished before (same ``--out``) is read back,
+not trained again; ``throughput`` runs are scratch, replaced by every measurement.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
 
-import numpy as np
+import lightning as L
 
+from lit_rl.analysis.curves import load_evaluation_results
 from lit_rl.analysis.curves import tensorboard_scalars as scalars
 from lit_rl.analysis.plots import pyplot_or_none
-from lit_rl.cli import run
+from lit_rl.cli import LitRLCLI, run
+from lit_rl.data.synthetic import SyntheticRolloutDataModule
+from lit_rl.sweep import fit_args
 
 AGENTS = ("NA", "SWA", "CWRA", "CWCA", "CWRCA")
 STUDY = Path(__file__).resolve().parents[1] / "configs" / "study"
 ROLLOUT = 16 * 128  # the study's configs: 16 envs x 128 steps
+MINIBATCH = ROLLOUT // 8  # and 8 minibatches
 COMPUTE_ESTIMATE = {"NA": "1.00", "SWA": "≈ 1.19", "CWRA": "≈ 1.19", "CWCA": "≈ 1.19", "CWRCA": "≈ 1.28"}
 
 
 def fit(
-    agent: str, root: Path, args: argparse.Namespace, *, steps: int, eval_every: int, extra: list[str] = ()
+    agent: str, run_dir: Path, args: argparse.Namespace, *, steps: int, eval_every: int, extra: list[str] = ()
 ) -> Path:
-    """Train one agent; returns its log directory."""
-    cli = run(
-        [
-            "fit",
-            "--config",
-            str(STUDY / f"{agent}.yaml"),
-            f"--data.env_id={args.game}",
-            f"--seed_everything={args.seed}",
-            f"--model.total_env_steps={steps}",
-            f"--evaluation.every_n_env_steps={eval_every}",
-            "--checkpoint.every_n_env_steps=0",
-            f"--trainer.logger.init_args.save_dir={root}",
-            "--trainer.enable_progress_bar=false",
-            *extra,
-            *args.extra,
-        ]
-    )
-    return Path(cli.trainer.log_dir)
+    """Train one agent in ``run_dir`` (resuming it when ``--out`` holds it already); returns ``run_dir``."""
+    overrides = [
+        f"--model.total_env_steps={steps}",
+        f"--evaluation.every_n_env_steps={eval_every}",
+        "--checkpoint.every_n_env_steps=0",
+        *extra,
+        *args.extra,
+    ]
+    run(fit_args(STUDY / f"{agent}.yaml", run_dir, seed=args.seed, env_id=args.game, overrides=overrides))
+    return run_dir
 
 
 # throughput: every agent on its config's backend (the fast `ale`), and NA on the gymnasium reference stack
@@ -77,8 +77,9 @@ def throughput(args: argparse.Namespace) -> dict:
         order = list(runs)[repeat % len(runs) :] + list(runs)[: repeat % len(runs)]  # rotated each repeat
         for run_name in order:
             agent, backend = runs[run_name]
-            root = args.out / "throughput" / f"r{repeat}" / run_name
-            log_dir = fit(agent, root, args, steps=args.rollouts * ROLLOUT, eval_every=0, extra=backend)
+            run_dir = args.out / "throughput" / f"r{repeat}" / run_name
+            shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resumed one
+            log_dir = fit(agent, run_dir, args, steps=args.rollouts * ROLLOUT, eval_every=0, extra=backend)
             values = [v for _, v in scalars(log_dir, "perf/sps")][1:]
             sps[run_name].append(statistics.median(values))
             print(f"repeat {repeat} {run_name}: {sps[run_name][-1]:.0f} steps/s", flush=True)
@@ -100,35 +101,57 @@ def throughput(args: argparse.Namespace) -> dict:
     return {"table": table, "sps": sps, "time_ratio_vs_na": ratios}
 
 
+class UpdateTimer(L.Callback):
+    """Seconds of each training step (one minibatch update), summed."""
+
+    def __init__(self) -> None:
+        self.seconds, self.steps, self._start = 0.0, 0, 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        self.seconds += time.perf_counter() - self._start
+        self.steps += 1
+
+
+def update_seconds(agent: str, args: argparse.Namespace) -> tuple[float, int]:
+    """Seconds and count of the minibatch updates of one epoch of a synthetic rollout of ``agent``'s config."""
+    flags = [
+        "--config",
+        str(STUDY / f"{agent}.yaml"),
+        f"--data.env_id={args.game}",
+        f"--seed_everything={args.seed}",
+        "--data.update_epochs=1",
+        "--trainer.max_epochs=1",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={args.out / 'update'}",
+        "--evaluation.every_n_env_steps=0",
+        "--checkpoint.every_n_env_steps=0",
+        "--checkpoint.save_last=false",
+        *args.extra,
+    ]
+    cli: LitRLCLI = run(flags, subcommand=False)
+    timer = UpdateTimer()
+    cli.trainer.callbacks.append(timer)
+    cli.trainer.fit(cli.model, SyntheticRolloutDataModule.like(cli.datamodule))
+    return timer.seconds, timer.steps
+
+
 def update(args: argparse.Namespace) -> dict:
-    """Samples/s of one PPO minibatch update (256, forward + backward + Adam) per agent, interleaved."""
-    import torch
-
-    from lit_rl.models.actor_critic import ActorCritic
-    from lit_rl.models.extractors import axial_attention
-    from lit_rl.models.extractors.small_cnn import SmallCNN
-
-    def network(agent: str) -> ActorCritic:
-        attention = None if agent == "NA" else getattr(axial_attention, agent)
-        return ActorCritic((4, 84, 84), 4, lambda shape: SmallCNN(shape, attention=attention))
-
-    nets = {a: network(a) for a in AGENTS}
-    optimizers = {a: torch.optim.Adam(n.parameters(), lr=2.5e-4, eps=1e-5) for a, n in nets.items()}
-    obs = torch.randint(0, 256, (256, 4, 84, 84), dtype=torch.uint8)
-    actions = torch.randint(0, 4, (256,))
+    """Samples/s of PPO's minibatch updates (256 samples each) per agent on synthetic rollouts, interleaved."""
     seconds: dict[str, list[float]] = {a: [] for a in AGENTS}
+    samples = {}
     for repeat in range(args.repeats + 1):  # the first pass warms up
-        for agent, net in nets.items():
-            start = time.perf_counter()
-            for _ in range(5):
-                log_probs, entropy, values, _ = net.evaluate(obs, actions)
-                (log_probs.mean() + values.square().mean() - 0.01 * entropy.mean()).backward()
-                optimizers[agent].step()
-                optimizers[agent].zero_grad()
+        for agent in AGENTS:
+            elapsed, steps = update_seconds(agent, args)
+            samples[agent] = steps * MINIBATCH
             if repeat:
-                seconds[agent].append(time.perf_counter() - start)
+                seconds[agent].append(elapsed)
     ratios = {a: statistics.median(x / n for n, x in zip(seconds["NA"], seconds[a], strict=True)) for a in AGENTS}
-    rows = [f"| {a} | {5 * 256 / min(seconds[a]):.0f} | {ratios[a]:.2f} | {COMPUTE_ESTIMATE[a]} |" for a in AGENTS]
+    rows = [f"| {a} | {samples[a] / min(seconds[a]):.0f} | {ratios[a]:.2f} | {COMPUTE_ESTIMATE[a]} |" for a in AGENTS]
     header = "| agent | samples/s (best repeat) | update time vs NA (median of per-repeat ratios) | spec MACs vs NA |"
     table = "\n".join([header, "| --- | ---: | ---: | ---: |", *rows])
     return {"table": table, "seconds": seconds, "time_ratio_vs_na": ratios}
@@ -139,15 +162,16 @@ def learn(args: argparse.Namespace) -> dict:
     curves, summary = {}, {}
     for agent in args.agents:
         start = time.perf_counter()
-        log_dir = fit(agent, args.out / "learn", args, steps=args.steps, eval_every=args.eval_every)
-        data = np.load(log_dir / "evaluations.npz")
-        curves[agent] = (data["timesteps"].tolist(), data["results"].mean(axis=1).tolist())
+        run_dir = args.out / "learn" / agent / f"seed_{args.seed}"
+        log_dir = fit(agent, run_dir, args, steps=args.steps, eval_every=args.eval_every)
+        steps, results = load_evaluation_results(log_dir)
+        curves[agent] = (steps.tolist(), results.mean(axis=1).tolist())
         sps = [v for _, v in scalars(log_dir, "perf/sps")][1:]
         summary[agent] = {
-            "first_eval": float(data["results"][0].mean()),
-            "final_eval": float(data["results"][-1].mean()),
-            "final_eval_std": float(data["results"][-1].std()),
-            "mean_over_evals": float(data["results"].mean()),
+            "first_eval": float(results[0].mean()),
+            "final_eval": float(results[-1].mean()),
+            "final_eval_std": float(results[-1].std()),
+            "mean_over_evals": float(results.mean()),
             "sps": statistics.median(sps),
             "wall_s": time.perf_counter() - start,
         }

@@ -26,21 +26,38 @@ class CurveBand:
 
 def tensorboard_scalars(log_dir: str | Path, tag: str) -> list[tuple[int, float]]:
     """``(env_steps, value)`` of every point of scalar ``tag`` in the TensorBoard events of ``log_dir``
-    (``[]`` if the run never logged it)."""
+    (``[]`` if the run never logged it).
+
+    A resumed run has one events file per start (oldest first by the timestamp in its name); a later
+    start's points replace those the earlier start logged at or after the later one's first step.
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    (events,) = Path(log_dir).glob("events.out.tfevents.*")
-    acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-    acc.Reload()
-    if tag not in acc.Tags()["scalars"]:
-        return []
-    return [(int(e.step), float(e.value)) for e in acc.Scalars(tag)]
+    points: list[tuple[int, float]] = []
+    files = sorted(Path(log_dir).glob("events.out.tfevents.*"), key=lambda p: (int(p.name.split(".")[3]), p.name))
+    for events in files:
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        if tag not in acc.Tags()["scalars"]:
+            continue
+        new = [(int(e.step), float(e.value)) for e in acc.Scalars(tag)]
+        if new:
+            points = [p for p in points if p[0] < new[0][0]] + new
+    return points
+
+
+def load_evaluation_results(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(timesteps [E], returns of every episode [E, K])`` from an RL Zoo-style ``evaluations.npz``
+    (a run directory's, :class:`lit_rl.callbacks.Evaluation`); ``path`` may be the run directory."""
+    path = Path(path)
+    with np.load(path / "evaluations.npz" if path.is_dir() else path) as data:
+        return data["timesteps"], data["results"]
 
 
 def load_evaluations(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(timesteps [E], mean return per evaluation [E])`` from an RL Zoo-style ``evaluations.npz``."""
-    data = np.load(path)
-    return data["timesteps"], data["results"].mean(axis=1)
+    """``(timesteps [E], mean return per evaluation [E])`` from an ``evaluations.npz`` or its run directory."""
+    steps, results = load_evaluation_results(path)
+    return steps, results.mean(axis=1)
 
 
 def bootstrap_band(

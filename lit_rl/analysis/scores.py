@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from lit_rl.analysis.curves import load_evaluations
 from lit_rl.envs.factory import game_name
 from lit_rl.errors import ConfigError
 
@@ -144,8 +145,7 @@ def load_run_dirs(run_dirs: list[str | Path]) -> Scores:
                 "(evaluation.every_n_env_steps); pass run directories that hold config.yaml and evaluations.npz"
             )
         game, agent, seed = describe_run(run_dir)
-        data = np.load(run_dir / "evaluations.npz")
-        groups.setdefault((game, agent), []).append((seed, data["timesteps"], data["results"].mean(axis=1)))
+        groups.setdefault((game, agent), []).append((seed, *load_evaluations(run_dir)))
     scores: Scores = {}
     for (game, agent), runs in sorted(groups.items()):
         runs.sort(key=lambda r: r[0])

@@ -1,7 +1,7 @@
 """Atari wrapper stacks: the gymnasium reference stack per env, or ale-py's C++ ``AtariVectorEnv``.
 
-The gymnasium stack is Stable-Baselines3's ``AtariWrapper`` + ``VecFrameStack`` (the study's protocol,
-spec §3), step for step (:mod:`lit_rl.envs.atari_wrappers`); the fast ``ale`` backend
+The gymnasium stack is Stable-Baselines3's ``AtariWrapper`` + ``VecFrameStack`` (the study's protocol;
+README, "Atari protocol and backends"), step for step (:mod:`lit_rl.envs.atari_wrappers`); the fast ``ale`` backend
 (:mod:`lit_rl.envs.ale_pool`) takes the same steps. The logged return is the raw score of the full
 game, recorded below the life-loss wrapper.
 
@@ -40,8 +40,8 @@ def ale_game(env_id: str) -> str | None:
 
 
 class RoomTracker(gym.Wrapper):
-    """Montezuma's Revenge rooms: ``info["room"]`` every step (RAM byte 3, spec
-    ``explorative-vit-rnd.md`` §2) and ``episode["rooms"]``, the number of distinct rooms of the game,
+    """Montezuma's Revenge rooms: ``info["room"]`` every step (RAM byte 3; README, "Exploration: the
+    explorative-attention ViT with RND") and ``episode["rooms"]``, the number of distinct rooms of the game,
     beside ``RecordEpisodeStatistics``' return and length when a game ends.
 
     Sits directly above ``RecordEpisodeStatistics``, so an episode is a whole game.

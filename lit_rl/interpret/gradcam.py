@@ -1,7 +1,7 @@
 """Grad-CAM (Selvaraju et al., 2017) with pytorch-grad-cam, and the study's feature maps with hooks.
 
-Spec ``axis-attention-study.md`` §6: Grad-CAM on a chosen layer (default the first convolution, its
-pre-ReLU output), target the actor logit of the greedy action; channel weights are the spatial mean of
+As in the study (README, "Analysis and interpretability"): Grad-CAM on a chosen layer (default the first
+convolution, its pre-ReLU output), target the actor logit of the greedy action; channel weights are the spatial mean of
 the gradients, the map ``ReLU(Σ_k w_k A_k)`` is upsampled bilinearly to the input size and min–max
 normalised (pytorch-grad-cam's ``GradCAM``, checked against a reference in the tests). The maps of the study's
 grids (``F = ReLU(c1)``, the attention output ``Y``, ``F̂ = F + Y``, ``ReLU(c2)``) are summed over

@@ -171,7 +171,7 @@ def differences(a: dict, b: dict, prefix: str = "") -> set[str]:
 
 
 def test_rnd_configs_hold_the_reference_hyperparameters() -> None:
-    """Spec §2's values, and configs that differ only where their names say."""
+    """The RND reference hyperparameters (README, "Configs"), and configs that differ only where their names say."""
     explore = load("montezuma_vit_explore.yaml")
     model, data = explore["model"], explore["data"]
     assert model["optimizer"]["init_args"] == {"lr": 0.0001, "eps": 1.0e-05, "fused": True} and model["anneal_lr"]

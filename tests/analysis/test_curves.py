@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lit_rl.analysis.curves import bootstrap_band, load_evaluations
+from lit_rl.analysis.curves import bootstrap_band, load_evaluation_results, load_evaluations
+from tools import memory_comparison
 
 
 def test_band_is_the_mean_over_runs_at_shared_steps_with_a_bootstrap_interval() -> None:
@@ -39,9 +39,6 @@ def test_interval_matches_the_exact_bootstrap_distribution() -> None:
 
 
 def test_memory_comparison_report_reads_runs_and_writes_table_and_figure(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[2] / "tools"))
-    import memory_comparison
-
     for agent, level in (("stateless_mlp", 30.0), ("stateless_gtrxl", 450.0)):
         for seed in (1, 2, 3):
             run = memory_comparison.run_dir(tmp_path, agent, seed)
@@ -76,3 +73,28 @@ def test_debiased_ema_by_hand() -> None:
     expected = [s1 / (1 - w), s2 / (1 - w**2), s3 / (1 - w**3)]
     np.testing.assert_allclose(debiased_ema(x, weight=w), expected)
     np.testing.assert_allclose(debiased_ema(np.full((2, 5), 7.0)), 7.0)  # a constant stays unbiased
+
+
+def test_evaluations_read_from_the_file_or_its_run_directory(tmp_path: Path) -> None:
+    results = np.array([[1.0, 3.0], [10.0, 20.0]])
+    np.savez(tmp_path / "evaluations.npz", timesteps=np.array([5, 9]), results=results, ep_lengths=results.astype(int))
+    steps, episodes = load_evaluation_results(tmp_path)
+    assert steps.tolist() == [5, 9] and episodes.tolist() == results.tolist()
+    assert load_evaluations(tmp_path / "evaluations.npz")[1].tolist() == [2.0, 15.0]
+
+
+def test_scalars_of_a_resumed_run_replace_what_the_interrupted_start_logged_after_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from lit_rl.analysis.curves import tensorboard_scalars
+
+    for start, points in ((100, [(1, 1.0), (2, 2.0), (3, 3.0)]), (200, [(2, 20.0), (4, 40.0)])):
+        with SummaryWriter(tmp_path / "tmp", filename_suffix=f".{start}") as writer:
+            for step, value in points:
+                writer.add_scalar("perf/sps", value, step)
+        (events,) = (tmp_path / "tmp").glob("events.*")
+        events.rename(tmp_path / f"events.out.tfevents.{start}.host.1.0")  # started at time `start`
+    assert tensorboard_scalars(tmp_path, "perf/sps") == [(1, 1.0), (2, 20.0), (4, 40.0)]
+    assert tensorboard_scalars(tmp_path, "loss/value") == []

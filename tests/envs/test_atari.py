@@ -1,5 +1,5 @@
-"""The Atari protocol of spec §3 on real ROMs, for every backend (ale worker processes, gymnasium wrappers,
-ale-py's C++ vector env).
+"""The Atari protocol (README, "Atari protocol and backends") on real ROMs, for every backend (ale
+worker processes, gymnasium wrappers, ale-py's C++ vector env).
 
 Every scenario plays real games with a seeded random policy; the expected values (raw returns,
 sign-clipped rewards, life counts) are recomputed here from the raw per-step data rather than taken

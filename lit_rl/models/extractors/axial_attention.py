@@ -1,7 +1,7 @@
 """Axis-specific self-attention over a CNN feature map (the study's SWA, CWRA, CWCA, CWRCA).
 
-Spec: ``shared/specs/axis-attention-study.md`` §2, after JianxiaoSun/self-attention-rl ("Revisiting
-Self-Attention in Deep Reinforcement Learning: A Dimensional Perspective"). For ``F`` of shape
+After "Revisiting Self-Attention in Deep Reinforcement Learning: A Dimensional Perspective" and its code
+(JianxiaoSun/self-attention-rl); README, "The study's agents: axis-specific self-attention". For ``F`` of shape
 ``[B, C, H, W]``: ``Q, K, V`` are 1×1 convolutions ``C → C`` with bias (no head split, output
 projection, norm, dropout or positional encoding in the study), the softmax runs over the key index,
 and the output is the plain residual ``F + Y``. The key projection's bias adds the same amount to every

@@ -1,4 +1,4 @@
-"""Axis-specific self-attention (SWA, CWRA, CWCA, CWRCA) against the spec's formulas (spec §2, STYLE §8.2).
+"""Axis-specific self-attention (SWA, CWRA, CWCA, CWRCA) against the study's formulas (README, "The study's agents").
 
 Every expected value comes from references written here with ``torch.einsum`` (index letters as in the
 spec table), in float64, from the module's own ``query``/``key``/``value`` 1×1 conv parameters.
@@ -110,7 +110,7 @@ def random_input(b: int, c: int, h: int, w: int) -> Tensor:
 
 
 def test_reference_einsum_matches_loops_on_a_tiny_case() -> None:
-    """The einsum references themselves against plain loops over the spec's indices (B=1, C=2, H=2, W=3)."""
+    """The einsum references themselves against plain loops over the formulas' indices (B=1, C=2, H=2, W=3)."""
     q, k, v = (torch.randn(1, 2, 2, 3, dtype=torch.float64) for _ in range(3))
     _, c_, h_, w_ = q.shape
     y_swa = torch.zeros_like(q)
@@ -205,7 +205,7 @@ def test_small_cnn_with_attention(cls) -> None:
     model = SmallCNN((4, 84, 84), attention=cls)
     assert sum(p.numel() for p in model.parameters()) == 676_144 + 816
     assert model.attention.channels == 16
-    # The module sits between ReLU(c1) and c2 (spec §1): rebuild the forward from the reference.
+    # The module sits between ReLU(c1) and c2 (the study's SmallCNN): rebuild the forward from the reference.
     model = model.double()
     obs = torch.rand(2, 4, 84, 84, dtype=torch.float64)
     f = torch.relu(model.c1[0](obs))
@@ -231,7 +231,7 @@ def test_nature_cnn_with_attention(cls) -> None:
 
 
 def test_projections_get_the_trunk_init() -> None:
-    """Orthogonal with gain √2, zero bias (spec §1: attention projections included)."""
+    """Orthogonal with gain √2, zero bias (the study's init, attention projections included)."""
     module = SmallCNN((4, 84, 84), attention=CWRA).attention
     for conv in (module.query, module.key, module.value):
         w = conv.weight[:, :, 0, 0]
@@ -506,7 +506,7 @@ def test_non_positive_heads_is_a_config_error(cls) -> None:
         cls(16, heads=0)
 
 
-# --------------------------------------------------------------------------- plain attention (STYLE §8.2)
+# --------------------------------------------------------------------------- plain attention
 
 
 def test_cwca_with_one_row_is_plain_attention_over_width() -> None:

@@ -1,4 +1,4 @@
-"""Shapes, gradients and parameter counts of every extractor (STYLE §8.1)."""
+"""Shapes, gradients and parameter counts of every extractor."""
 
 from __future__ import annotations
 

@@ -36,7 +36,8 @@ def test_shapes_of_every_token_mode(mode: str, passes: int, prefix: int) -> None
 
 
 def test_reference_size_has_the_specs_parameter_count() -> None:
-    """Spec §1: D 256, depth 3, 8 heads, MLP 1024, patch 6 on 4×84×84 ≈ 2.46 M (separate mode)."""
+    """The explorative-attention design's reference size (README, "Exploration"): D 256, depth 3, 8 heads,
+    MLP 1024, patch 6 on 4×84×84 ≈ 2.46 M (separate mode)."""
     vit = ViTExtractor((4, 84, 84))
     D, P, K = 256, 6 * 6 * 4, 1 + 14 * 14
     embed = 2 * P + (P * D + D) + 2 * D
