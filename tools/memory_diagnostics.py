@@ -100,9 +100,9 @@ def diagnose(path: Path, episodes: int, seed: int) -> dict[str, float]:
                 hidden.append(np.asarray(env.unwrapped.state)[[1, 3]])
                 train.append(episode % 2 == 0)  # fit on even episodes, score on odd ones
                 out = policy.act(torch.as_tensor(obs)[None], memory=memory, episode_start=start)
-                logits, _ = policy(torch.as_tensor(obs)[None], memory=memory, episode_start=start)
-                entropies.append(float(categorical_log_prob(logits, out.action)[1]))
-                obs, reward, terminated, truncated, _ = env.step(int(out.action))
+                logits = policy(torch.as_tensor(obs)[None], memory=memory, episode_start=start).logits
+                entropies.append(float(categorical_log_prob(logits, out.actions)[1]))
+                obs, reward, terminated, truncated, _ = env.step(int(out.actions))
                 memory, start, total, done = (
                     out.memory,
                     torch.zeros(1, dtype=torch.bool),

@@ -19,10 +19,10 @@ import torch
 from jsonargparse.typing import PositiveInt
 from torch import Tensor
 
-from lit_rl.data.collector import EpisodeStats
 from lit_rl.data.datamodule import RolloutDataModule
+from lit_rl.data.episodes import RolloutEpisodes
+from lit_rl.data.protocol import Policy
 from lit_rl.data.rollout import Rollout
-from lit_rl.models.actor_critic import ActorCritic
 from lit_rl.specs import EnvSpec
 
 
@@ -39,7 +39,7 @@ class SyntheticCollector:
 
     The policy acts on each step as in a real collection (actions, log-probs and values are its own,
     and a recurrent policy carries its memory); observations and rewards are drawn once per
-    :meth:`reset`, and no episode ever ends (:class:`EpisodeStats` stay empty).
+    :meth:`reset`, and no episode ever ends (:class:`RolloutEpisodes` stay empty).
 
     Args:
         spec: Observation shape and dtype, action count and ``num_envs``.
@@ -68,7 +68,7 @@ class SyntheticCollector:
         self._memory: Tensor | None = None
 
     @torch.inference_mode()
-    def collect(self, policy: ActorCritic) -> tuple[Rollout, EpisodeStats]:
+    def collect(self, policy: Policy) -> tuple[Rollout, RolloutEpisodes]:
         """One rollout of ``T × N`` transitions, the policy acting on each step (actions sampled)."""
         T, N = self.num_steps, self.spec.num_envs
         starts = torch.zeros((T + 1, N), dtype=torch.bool, device=self.device)
@@ -86,14 +86,15 @@ class SyntheticCollector:
             out = policy.act(self._obs[t], memory=self._memory if policy.recurrent else None, episode_start=starts[t])
             self._memory = out.memory
             steps.append(out)
-        last_value, last_int_value = policy.values(self._obs[T], memory=self._memory, episode_start=starts[T])
+        last = policy.values(self._obs[T], memory=self._memory, episode_start=starts[T])
+        last_value, last_int_value = last.values, last.int_values
         self.total_steps += T * N
         never = torch.zeros((T, N), dtype=torch.bool, device=self.device)
         rollout = Rollout(
             obs=self._obs[:T].clone(),
-            actions=torch.stack([s.action for s in steps]),
-            log_probs=torch.stack([s.log_prob for s in steps]),
-            values=torch.stack([s.value for s in steps]),
+            actions=torch.stack([s.actions for s in steps]),
+            log_probs=torch.stack([s.log_probs for s in steps]),
+            values=torch.stack([s.values for s in steps]),
             rewards=self._rewards.clone(),
             terminated=never,
             truncated=never.clone(),
@@ -102,10 +103,10 @@ class SyntheticCollector:
             episode_starts=starts[:T].clone(),
             memory=memory_log,
             next_obs=None if self._next_obs is None else self._next_obs.clone(),
-            int_values=None if last_int_value is None else torch.stack([s.int_value for s in steps]),
+            int_values=None if last_int_value is None else torch.stack([s.int_values for s in steps]),
             int_last_value=last_int_value,
         )
-        empty = EpisodeStats(np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64))
+        empty = RolloutEpisodes(np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64))
         return rollout, empty
 
     def random_rollout(self) -> Tensor:

@@ -28,10 +28,11 @@ def test_rollout_holds_what_the_policy_did_on_the_fixed_observations(small_spec:
     assert torch.equal(first.obs, second.obs)  # the same block every rollout
     assert collector.total_steps == 2 * 6 * small_spec.num_envs
     with torch.no_grad():
-        log_probs, _, values, _ = policy.evaluate(first.obs.flatten(0, 1), first.actions.flatten())
-    assert_close(log_probs.view(6, -1), first.log_probs)
-    assert_close(values.view(6, -1), first.values)
-    assert_close(first.last_value, policy.value(collector._obs[6]))
+        scored = policy.score_actions(first.obs.flatten(0, 1), first.actions.flatten())
+        last_value = policy.values(collector._obs[6]).values
+    assert_close(scored.log_probs.view(6, -1), first.log_probs)
+    assert_close(scored.values.view(6, -1), first.values)
+    assert_close(first.last_value, last_value)
     assert episodes.returns.size == 0 and not first.terminated.any() and not first.truncated.any()
     assert first.episode_starts[0].all() and not second.episode_starts.any()  # fresh episodes after a reset only
 
