@@ -47,8 +47,8 @@ class RolloutDataModule(L.LightningDataModule):
         backend: Env backend, see :func:`lit_rl.envs.factory.make_vector_env`.
         vectorization: ``sync`` or ``async`` for the gymnasium backend.
         env_groups: The C++ Atari backend's training envs step as this many groups, pipelined with
-            the policy: one group's games step while the policy computes another's actions (about
-            15 % faster collection on 2 cores; needs ``num_envs >= env_groups``, else no split).
+            the policy: one group's games step while the policy computes another's actions (measured
+            in the README's Performance section; needs ``num_envs >= env_groups``, else no split).
             1 steps all envs at once. Recurrent policies and other backends step all envs at once.
         atari: The Atari protocol (ignored for non-Atari ids); ``None`` uses the defaults.
         eval_episodes: Full episodes per evaluation (during training and in ``validate``/``test``),
