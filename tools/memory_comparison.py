@@ -11,6 +11,11 @@ at a time with one torch thread each), then reads every run's ``evaluations.npz`
     python -m tools.memory_comparison --jobs 2                     # every agent, seeds 0-9
     python -m tools.memory_comparison --agents stateless_gtrxl --seeds 0 1 2
     python -m tools.memory_comparison --report-only          # re-read finished runs
+    python -m tools.memory_comparison --greedy --out bench_results/memory_greedy   # RL Zoo's protocol
+
+Evaluations sample their actions unless ``--greedy`` asks for the most likely ones (RL Zoo's protocol,
+under which its "500 ± 0" anchor is measured). Each run records its protocol in ``eval_protocol``; a
+folder holds runs of one protocol only, and a call with the other one is refused before anything runs.
 
 Runs go to ``--out/runs/<agent>/seed_<s>``; a run whose ``evaluations.npz`` already reaches the
 budget is not trained again, and a lit_rl run cut off earlier resumes from its ``last.ckpt``.
@@ -62,6 +67,22 @@ def budget(agent: str, args: argparse.Namespace) -> int:
     return int(yaml.safe_load((CONFIGS / f"{agent}.yaml").read_text())["model"]["total_env_steps"])
 
 
+def protocol(args: argparse.Namespace) -> str:
+    return "greedy" if args.greedy else "sampled"
+
+
+def check_protocol(args: argparse.Namespace) -> None:
+    """Refuse, in one line, a folder whose runs were evaluated under the other protocol."""
+    for path in sorted((args.out / "runs").glob("*/seed_*/eval_protocol")):
+        found = path.read_text().strip()
+        if found != protocol(args):
+            flag = "with" if found == "greedy" else "without"
+            raise SystemExit(
+                f"error: {path.parent} was evaluated with {found} actions, this call asks for {protocol(args)}; "
+                f"call {flag} --greedy, or give another --out"
+            )
+
+
 def command(agent: str, seed: int, args: argparse.Namespace) -> list[str]:
     if agent == SB3:
         script = Path(__file__).with_name("sb3_recurrent_ppo.py")
@@ -69,12 +90,14 @@ def command(agent: str, seed: int, args: argparse.Namespace) -> list[str]:
             *(sys.executable, str(script), f"--seed={seed}", f"--steps={budget(agent, args)}"),
             f"--eval-every={args.eval_every}",
             f"--eval-episodes={args.eval_episodes}",
+            *(["--greedy"] if args.greedy else []),
             f"--out={run_dir(args.out, agent, seed)}",
         ]
     overrides = [
         f"--model.total_env_steps={budget(agent, args)}",
         f"--evaluation.every_n_env_steps={args.eval_every}",
         f"--data.eval_episodes={args.eval_episodes}",
+        f"--data.eval_greedy={str(args.greedy).lower()}",
     ]
     # A run cut off earlier resumes from its last.ckpt (--ckpt_path last); a new one starts fresh.
     config = CONFIGS / f"{agent}.yaml"
@@ -96,6 +119,8 @@ def train(agent: str, seed: int, args: argparse.Namespace) -> tuple[str, int, fl
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     log = args.out / "logs" / f"{agent}_seed_{seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "eval_protocol").write_text(protocol(args) + "\n")
     start = time.perf_counter()
     with open(log, "w") as f:
         subprocess.run(command(agent, seed, args), env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
@@ -215,11 +240,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="env steps per run (default: each config's)")
     parser.add_argument("--eval-every", type=int, default=25_000, help="evaluation period in env steps")
     parser.add_argument("--eval-episodes", type=int, default=20, help="episodes per evaluation")
+    parser.add_argument("--greedy", action="store_true", help="evaluate the most likely actions (RL Zoo's protocol)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--out", type=Path, default=Path("bench_results/memory_comparison"), help="output folder")
     parser.add_argument("--report-only", action="store_true", help="only read finished runs and write the report")
     args = parser.parse_args(argv)
+    check_protocol(args)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         # Slowest agents first, so the last job to finish is a short one.

@@ -5,9 +5,9 @@ RL Zoo (``hyperparams/ppo_lstm.yml``, CartPoleNoVel-v1): 8 envs × 32 steps, 20 
 for the actor and another for the critic, ReLU heads of 64, no orthogonal init, observations normalised
 (``VecNormalize``), rewards not. Run here on lit_rl's ``lit_rl/StatelessCartPole-v1`` (the same task)
 with lit_rl's evaluation protocol, so its ``evaluations.npz`` sits beside lit_rl's runs:
-every ``--eval-every`` env steps and at the end, ``--eval-episodes`` full episodes with sampled actions
-(one per env of a separate env, seeded as lit_rl seeds its evaluations), the observation statistics
-frozen.
+every ``--eval-every`` env steps and at the end, ``--eval-episodes`` full episodes with sampled actions,
+or the most likely ones with ``--greedy`` (RL Zoo's own protocol; lit_rl's ``data.eval_greedy``), one per
+env of a separate env, seeded as lit_rl seeds its evaluations, the observation statistics frozen.
 
     python -m tools.sb3_recurrent_ppo --seed 0 --steps 200000 --out runs/sb3/seed_0
 
@@ -59,8 +59,8 @@ def zoo_model(env, seed: int):
     )
 
 
-def run_episodes(model, train_env, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One full episode on each of ``episodes`` envs with sampled actions; raw returns and lengths."""
+def run_episodes(model, train_env, episodes: int, seed: int, greedy: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One full episode on each of ``episodes`` envs, sampled or greedy actions; raw returns and lengths."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -71,7 +71,7 @@ def run_episodes(model, train_env, episodes: int, seed: int) -> tuple[np.ndarray
     returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
     running = np.ones(episodes, dtype=bool)
     while running.any():
-        actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=False)
+        actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=greedy)
         obs, rewards, dones, _ = env.step(actions)
         returns += rewards * running
         lengths += running
@@ -81,7 +81,7 @@ def run_episodes(model, train_env, episodes: int, seed: int) -> tuple[np.ndarray
     return returns, lengths
 
 
-def train(seed: int, steps: int, eval_every: int, eval_episodes: int, out: Path) -> float:
+def train(seed: int, steps: int, eval_every: int, eval_episodes: int, out: Path, greedy: bool = False) -> float:
     """Train and evaluate one seed; writes ``out/evaluations.npz``; returns the wall time in seconds."""
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -95,7 +95,7 @@ def train(seed: int, steps: int, eval_every: int, eval_episodes: int, out: Path)
 
     def evaluate(env_steps: int) -> None:
         eval_seed = (seed + EVAL_SEED_OFFSET + len(record["timesteps"]) * eval_episodes) % 2**31
-        returns, lengths = run_episodes(model, env, eval_episodes, eval_seed)
+        returns, lengths = run_episodes(model, env, eval_episodes, eval_seed, greedy)
         record["timesteps"].append(env_steps)
         record["results"].append(returns)
         record["ep_lengths"].append(lengths)
@@ -121,9 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=200_000, help="env steps")
     parser.add_argument("--eval-every", type=int, default=25_000, help="evaluation period in env steps")
     parser.add_argument("--eval-episodes", type=int, default=20, help="episodes per evaluation")
+    parser.add_argument("--greedy", action="store_true", help="evaluate the most likely actions (RL Zoo's protocol)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (evaluations.npz)")
     args = parser.parse_args(argv)
-    seconds = train(args.seed, args.steps, args.eval_every, args.eval_episodes, args.out)
+    seconds = train(args.seed, args.steps, args.eval_every, args.eval_episodes, args.out, args.greedy)
     print(f"wall time {seconds:.0f} s")
 
 
