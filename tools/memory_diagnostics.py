@@ -10,6 +10,9 @@ For each checkpoint of a run (``<run>/checkpoints/*_steps.ckpt``) it plays ``--e
   ``[ẋ, θ̇]`` (read from the simulator) that a ridge regression of the extractor's features explains
   (fitted on the even episodes, scored on the odd ones);
 - ``policy entropy``;
+- ``off track`` / ``pole fell``: the fraction of episodes that ended with the cart beyond ±2.4 and with
+  the pole beyond ±12° (the rest reached the time limit): a policy that balances the pole but cannot
+  tell which way the cart moves drifts off the track;
 - GTrXL only: ``gate z``, the mean update fraction of the GRU gates (0: the unit passes its input on
   unchanged), and ``attention entropy``, the mean entropy of the attention weights in nats
   (``log(M + 1)`` is uniform over the memory and the current step).
@@ -80,12 +83,22 @@ def ridge_r2(features: np.ndarray, targets: np.ndarray, train: np.ndarray, alpha
 
 
 @torch.no_grad()
+def episode_end(env: gym.Env) -> str:
+    """Why a finished CartPole episode ended: ``"off track"`` (the cart beyond ±x_threshold, whatever the
+    pole did), ``"pole fell"`` (beyond ±θ_threshold) or ``"time limit"``."""
+    cartpole = env.unwrapped
+    x, _, angle, _ = cartpole.state
+    if abs(x) > cartpole.x_threshold:
+        return "off track"
+    return "pole fell" if abs(angle) > cartpole.theta_threshold_radians else "time limit"
+
+
 def diagnose(path: Path, episodes: int, seed: int) -> dict[str, float]:
     module = PPO.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     policy = module.policy.eval()
     env = gym.make("lit_rl/StatelessCartPole-v1")
     torch.manual_seed(seed)
-    feats, hidden, seen, returns, entropies, train = [], [], [], [], [], []
+    feats, hidden, seen, returns, entropies, train, ends = [], [], [], [], [], [], []
     is_gtrxl = isinstance(policy.extractor, gtrxl.GTrXL)
     with record_gtrxl(policy) if is_gtrxl else contextlib.nullcontext(([], [])) as (gates, attention):
         for episode in range(episodes):
@@ -110,6 +123,7 @@ def diagnose(path: Path, episodes: int, seed: int) -> dict[str, float]:
                     terminated or truncated,
                 )
             returns.append(total)
+            ends.append(episode_end(env))
     r2 = ridge_r2(np.asarray(feats), np.asarray(hidden), np.asarray(train))
     seen_std = np.asarray(seen).std(0)
     row = {
@@ -119,6 +133,8 @@ def diagnose(path: Path, episodes: int, seed: int) -> dict[str, float]:
         "R² ẋ": float(r2[0]),
         "R² θ̇": float(r2[1]),
         "policy entropy": float(np.mean(entropies)),
+        "off track": float(np.mean([e == "off track" for e in ends])),
+        "pole fell": float(np.mean([e == "pole fell" for e in ends])),
     }
     if is_gtrxl:
         row["gate z"] = float(np.mean(gates))
