@@ -78,6 +78,7 @@ class PPO(RolloutModule):
         head_layers: Hidden widths of the MLPs in front of the actor and the critic head (SB3's
             ``net_arch=dict(pi=..., vf=...)``); empty: linear heads on the features (cleanrl).
         head_activation: Their activation, ``relu`` or ``tanh``.
+        init: ``orthogonal`` (cleanrl's gains) or ``default`` (PyTorch's, SB3's ``ortho_init=False``).
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class PPO(RolloutModule):
         obs_clip: PositiveFloat = 10.0,
         head_layers: tuple[int, ...] = (),
         head_activation: Literal["tanh", "relu"] = "relu",
+        init: Literal["orthogonal", "default"] = "orthogonal",
     ) -> None:
         if not (0.0 <= gamma <= 1.0 and 0.0 <= gae_lambda <= 1.0):
             raise ConfigError(f"model.gamma={gamma}, model.gae_lambda={gae_lambda}; expected values in [0, 1]")
@@ -141,8 +143,9 @@ class PPO(RolloutModule):
             intrinsic_value=intrinsic is not None,
             normalize_obs=normalize_obs,
             obs_clip=obs_clip,
-            head_layers=tuple(int(w) for w in head_layers),
+            head_layers=tuple(head_layers),
             head_activation=head_activation,
+            init=init,
         )
         self._obs_to_normalize: Tensor | None = None  # this rollout's observations, added after its update
         self.intrinsic: RND | None = None if intrinsic is None else intrinsic(spec.obs_shape, spec.num_envs)
@@ -150,8 +153,7 @@ class PPO(RolloutModule):
         self.dropout_in_update = dropout_in_update
         check_optimizer(optimizer)
         self.optimizer_factory = optimizer
-        self.anneal_lr, self.anneal_clip = anneal_lr, anneal_clip
-        self.gamma, self.gae_lambda = gamma, gae_lambda
+        self.anneal_lr, self.anneal_clip, self.gamma, self.gae_lambda = anneal_lr, anneal_clip, gamma, gae_lambda
         self.clip_coef, self.clip_vloss = clip_coef, clip_vloss
         self.vf_coef, self.ent_coef = vf_coef, ent_coef
         self.max_grad_norm, self.norm_adv, self.target_kl = max_grad_norm, norm_adv, target_kl
@@ -189,12 +191,7 @@ class PPO(RolloutModule):
         rnd, mixing = self.intrinsic, {}
         if rnd is not None:  # A = ext_coef · A_ext + int_coef · A_int
             int_rewards, self._rollout_metrics = rnd_wiring.intrinsic_rewards(rnd, rollout, self._reduce_sum)
-            mixing = {
-                "int_rewards": int_rewards,
-                "int_gamma": rnd.gamma,
-                "ext_coef": rnd.ext_coef,
-                "int_coef": rnd.int_coef,
-            }
+            mixing = dict(int_rewards=int_rewards, int_gamma=rnd.gamma, ext_coef=rnd.ext_coef, int_coef=rnd.int_coef)
         out = rollout_advantages(rollout, gamma=self.gamma, gae_lambda=self.gae_lambda, **mixing)
         self.env_steps += rollout.num_transitions * self.trainer.world_size
         self.explained_var = explained_variance(rollout.values, out.returns)

@@ -50,6 +50,19 @@ def categorical_log_prob(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tenso
     return log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
 
 
+#: Layers whose ``reset_parameters`` is PyTorch's default init, restored by ``init="default"``.
+_DEFAULT_INIT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.RNNBase)
+
+
+def reset_to_pytorch_defaults_(module: nn.Module) -> nn.Module:
+    """Give every linear, convolutional and recurrent layer of ``module`` PyTorch's default init again
+    (SB3's ``ortho_init=False``, which RL Zoo's recurrent settings use); other parameters keep theirs."""
+    for layer in module.modules():
+        if isinstance(layer, _DEFAULT_INIT_LAYERS):
+            layer.reset_parameters()
+    return module
+
+
 class ActorCritic(nn.Module):
     """Extractor + ``actor_head`` (logits) + ``critic_head`` (extrinsic value) [+ ``int_critic_head``].
 
@@ -69,6 +82,8 @@ class ActorCritic(nn.Module):
             critic head (SB3's ``net_arch=dict(pi=[...], vf=[...])``; gains √2, ``head_activation``);
             ``()``: the heads read the features directly (cleanrl). Only with ``heads="linear"``.
         head_activation: Activation of those MLPs.
+        init: ``"orthogonal"`` (cleanrl's gains, above) or ``"default"``: every linear, convolutional and
+            recurrent layer, trunk included, keeps PyTorch's default init (SB3's ``ortho_init=False``).
         normalize_obs: Normalise float observations by running statistics (:class:`ObservationNormalizer`,
             ``obs_norm``); the owner updates them with ``obs_norm.update``.
         obs_clip: Bound of the normalised observations.
@@ -99,6 +114,7 @@ class ActorCritic(nn.Module):
         obs_clip: float = 10.0,
         head_layers: tuple[int, ...] = (),
         head_activation: Literal["tanh", "relu"] = "relu",
+        init: Literal["orthogonal", "default"] = "orthogonal",
     ) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
@@ -126,6 +142,10 @@ class ActorCritic(nn.Module):
             critic_gain = 0.01
         self.critic_head = orthogonal_init_(nn.Linear(dim, 1), critic_gain)
         self.int_critic_head = orthogonal_init_(nn.Linear(dim, 1), critic_gain) if intrinsic_value else None
+        if init == "default":
+            reset_to_pytorch_defaults_(self)
+        elif init != "orthogonal":
+            raise ConfigError(f"init={init!r}; expected 'orthogonal' or 'default'")
         self.channels_last = channels_last and len(self.obs_shape) == 3
         if self.channels_last:
             self.to(memory_format=torch.channels_last)

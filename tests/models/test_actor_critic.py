@@ -65,3 +65,34 @@ def test_wrong_observation_shape_is_rejected() -> None:
     ac = ActorCritic((4,), 2, MLP)
     with pytest.raises(ValueError, match=r"\(5,\)"):
         ac(torch.zeros(1, 5))
+
+
+def test_default_init_is_pytorchs_for_every_layer() -> None:
+    """``init="default"`` (SB3's ``ortho_init=False``): each layer's parameters are drawn as a freshly
+    built PyTorch layer draws them. PyTorch's rules, written here: Linear weights and biases uniform in
+    ±1/√fan_in; LSTM weights and biases uniform in ±1/√hidden."""
+    from functools import partial
+
+    from lit_rl.errors import ConfigError
+    from lit_rl.models.extractors.lstm import LSTM
+
+    extractor = partial(LSTM, input_layers=[], hidden_size=64, seq_len=8, input_norm=False)
+    torch.manual_seed(0)
+    default = ActorCritic((2,), 2, extractor, shared_extractor=False, head_layers=(64,), init="default")
+    torch.manual_seed(0)
+    orthogonal = ActorCritic((2,), 2, extractor, shared_extractor=False, head_layers=(64,))
+    for layer in (default.actor_head, default.critic_head, default.actor_hidden[0], default.critic_hidden[0]):
+        bound = 1 / math.sqrt(layer.in_features)
+        for p in (layer.weight, layer.bias):
+            assert p.abs().max() <= bound
+            if p.numel() >= 64:  # uniform on ±bound: std bound/√3 (within 25 % at this size)
+                assert abs(p.std().item() / (bound / math.sqrt(3)) - 1) < 0.25
+    for lstm in (default.extractor.lstm, default.critic_extractor.lstm):
+        for name, p in lstm.named_parameters():
+            assert p.abs().max() <= 1 / 8, name  # 1/√64
+            assert p.abs().min() < 1e-2 and p.std() > 0.05, name  # spread over the interval, biases not zero
+    # The orthogonal init is different: the actor head at gain 0.01, zero biases.
+    assert orthogonal.actor_head.weight.abs().max() < 0.02
+    assert torch.count_nonzero(orthogonal.actor_head.bias) == 0
+    with pytest.raises(ConfigError, match="init='xavier'"):
+        ActorCritic((2,), 2, extractor, init="xavier")
